@@ -1,0 +1,245 @@
+"""The IotJobCleanup construct: a custom resource that deletes IoT jobs at stack teardown."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from aws_cdk import (
+    CustomResource,
+    Duration,
+    RemovalPolicy,
+    Stack,
+    Token,
+)
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import custom_resources as cr
+from constructs import Construct
+
+__all__ = ["HANDLER_MODULE", "IotJobCleanup", "handler_directory"]
+
+HANDLER_MODULE = "iot_job_cleanup_handler"
+RESOURCE_TYPE = "Custom::IotJobCleanup"
+JOB_ID_PATTERN = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+NAMESPACE_ID_PATTERN = re.compile(r"[a-zA-Z0-9_-]+")
+MAX_TOTAL_TIMEOUT = Duration.hours(1)  # the Provider's maximum and CloudFormation's limit
+POLL_INTERVAL = Duration.seconds(2)
+POLL_WINDOW = Duration.seconds(60)
+LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+
+
+def handler_directory() -> Path:
+    """The handler asset: lambda/ in this repository, iot_job_cleanup/handler/ in the wheel."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "handler", here.parent.parent / "lambda"):
+        if (candidate / f"{HANDLER_MODULE}.py").is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"{HANDLER_MODULE}.py is neither in {here / 'handler'} nor in the repository's lambda/: "
+        "reinstall iot-job-cleanup."
+    )
+
+
+class IotJobCleanup(Construct):
+    """Deletes the named AWS IoT jobs when the stack is destroyed, and waits until they are gone.
+
+    Create and Update touch no job. Delete starts the deletions and completes only when
+    every job is gone, riding out IoT's limit of 10 deletions in progress per account and
+    region. A job dropped from ``job_ids`` by an update is no longer deleted.
+
+    :param job_ids: the jobs this resource owns: literals or CDK tokens.
+    :param force: also delete jobs that are not COMPLETED or CANCELED (IN_PROGRESS, SCHEDULED).
+    :param namespace_id: the customer-managed job namespace the jobs were created in.
+    :param query_interval: how often the Provider's waiter calls ``is_complete``.
+    :param total_timeout: how long the cleanup may take; at most 1 hour and a whole
+        multiple of ``query_interval``.
+    :param removal_policy: ``RETAIN`` leaves the jobs alone when the stack is destroyed.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        job_ids: Sequence[str],
+        force: bool = False,
+        namespace_id: str | None = None,
+        query_interval: Duration | None = None,
+        total_timeout: Duration | None = None,
+        removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        query_interval = query_interval or Duration.seconds(10)
+        total_timeout = total_timeout or MAX_TOTAL_TIMEOUT
+        self.job_ids: list[str] = _checked_job_ids(job_ids)
+        _check_namespace_id(namespace_id)
+        _check_timing(query_interval, total_timeout)
+        _check_removal_policy(removal_policy)
+
+        stack = Stack.of(self)
+        provider = _CleanupProvider.of(stack, query_interval, total_timeout)
+        self.job_arns: list[str] = [
+            stack.format_arn(service="iot", resource="job", resource_name=job_id) for job_id in self.job_ids
+        ]
+        provider.role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["iot:DeleteJob", "iot:DescribeJob"], resources=self.job_arns)
+        )
+        properties: dict[str, object] = {"JobIds": self.job_ids, "Force": "true" if force else "false"}
+        if namespace_id:
+            properties["NamespaceId"] = namespace_id
+        self.resource = CustomResource(
+            self,
+            "Resource",
+            service_token=provider.service_token,
+            resource_type=RESOURCE_TYPE,
+            properties=properties,
+            removal_policy=removal_policy,
+            service_timeout=total_timeout,
+        )
+        # On destroy, CloudFormation must not remove the permission before the Delete ran.
+        self.resource.node.add_dependency(provider.role)
+
+
+# --------------------------------------------------------------------------- synth-time checks
+
+
+def _checked_job_ids(job_ids: Sequence[str]) -> list[str]:
+    if isinstance(job_ids, str) or not isinstance(job_ids, Sequence):
+        raise ValueError(
+            f"job_ids is {job_ids!r}: it must be a list of job ids. Write job_ids=[{job_ids!r}]."
+        )
+    ids = list(job_ids)
+    if not ids:
+        raise ValueError("job_ids is empty: name at least one job, or leave IotJobCleanup out.")
+    for job_id in ids:
+        if not Token.is_unresolved(job_id) and not JOB_ID_PATTERN.fullmatch(job_id):
+            raise ValueError(
+                f"job_ids contains {job_id!r} ({len(job_id)} characters): a job id is 1 to 64 "
+                "characters of letters, digits, '_' and '-'. Fix or remove that id."
+            )
+    duplicates = sorted({job_id for job_id in ids if ids.count(job_id) > 1})
+    if duplicates:
+        raise ValueError(
+            f"job_ids names {', '.join(map(repr, duplicates))} more than once: each job may be "
+            "listed once. Remove the duplicates."
+        )
+    return ids
+
+
+def _check_namespace_id(namespace_id: str | None) -> None:
+    if namespace_id is None or Token.is_unresolved(namespace_id):
+        return
+    if not NAMESPACE_ID_PATTERN.fullmatch(namespace_id):
+        raise ValueError(
+            f"namespace_id is {namespace_id!r}: it must be letters, digits, '_' and '-' only. "
+            "Fix it, or leave it out for jobs created without a namespace."
+        )
+
+
+def _check_timing(query_interval: Duration, total_timeout: Duration) -> None:
+    interval, total = query_interval.to_seconds(), total_timeout.to_seconds()
+    if total > MAX_TOTAL_TIMEOUT.to_seconds():
+        raise ValueError(
+            f"total_timeout is {total} s: it may be at most 3600 s (1 hour, the Provider's and "
+            "CloudFormation's limit). Use Duration.hours(1) or less; a cleanup that needs longer "
+            "resumes when you run cdk destroy again."
+        )
+    if interval <= 0 or interval > total:
+        raise ValueError(
+            f"query_interval is {interval} s: it must be more than 0 and at most total_timeout "
+            f"({total} s). Use a shorter query_interval, e.g. Duration.seconds(10)."
+        )
+    if total % interval:
+        raise ValueError(
+            f"total_timeout ({total} s) is not a whole multiple of query_interval ({interval} s), "
+            "as the Provider requires. Choose values such as query_interval=Duration.seconds(10) "
+            "with total_timeout=Duration.hours(1)."
+        )
+
+
+def _check_removal_policy(removal_policy: RemovalPolicy) -> None:
+    if removal_policy == RemovalPolicy.SNAPSHOT:
+        raise ValueError(
+            "removal_policy is SNAPSHOT: IoT jobs have no snapshot. Use DESTROY to delete the "
+            "jobs with the stack, or RETAIN to leave them alone."
+        )
+
+
+# --------------------------------------------------------------------------- the shared provider
+
+
+class _CleanupProvider(Construct):
+    """One set of provider resources per stack and timing, shared by every IotJobCleanup."""
+
+    @classmethod
+    def of(cls, stack: Stack, query_interval: Duration, total_timeout: Duration) -> _CleanupProvider:
+        interval, total = int(query_interval.to_seconds()), int(total_timeout.to_seconds())
+        default = (interval, total) == (10, int(MAX_TOTAL_TIMEOUT.to_seconds()))
+        construct_id = "IotJobCleanupProvider" if default else f"IotJobCleanupProvider{interval}s{total}s"
+        existing = stack.node.try_find_child(construct_id)
+        if isinstance(existing, _CleanupProvider):
+            return existing
+        return cls(stack, construct_id, query_interval, total_timeout)
+
+    def __init__(
+        self, scope: Construct, construct_id: str, query_interval: Duration, total_timeout: Duration
+    ) -> None:
+        super().__init__(scope, construct_id)
+        log_group = logs.LogGroup(
+            self, "Logs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY
+        )
+        self.role = iam.Role(
+            self,
+            "HandlerRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Deletes the IoT jobs named by IotJobCleanup resources in this stack.",
+        )
+        log_group.grant_write(self.role)
+        # ListJobs has no resource-level permissions. The handler lists the jobs in
+        # DELETION_IN_PROGRESS to learn how many of the 10 shared slots are free.
+        self.role.add_to_principal_policy(iam.PolicyStatement(actions=["iot:ListJobs"], resources=["*"]))
+
+        code = lambda_.Code.from_asset(str(handler_directory()), exclude=["__pycache__", "*.pyc"])
+        environment = {
+            "QUERY_INTERVAL_SECONDS": str(int(query_interval.to_seconds())),
+            "TOTAL_TIMEOUT_SECONDS": str(int(total_timeout.to_seconds())),
+            "POLL_INTERVAL_SECONDS": str(int(POLL_INTERVAL.to_seconds())),
+            "POLL_WINDOW_SECONDS": str(int(POLL_WINDOW.to_seconds())),
+        }
+
+        def handler(name: str, entry_point: str, timeout: Duration) -> lambda_.Function:
+            return lambda_.Function(
+                self,
+                name,
+                runtime=lambda_.Runtime.PYTHON_3_13,
+                architecture=lambda_.Architecture.ARM_64,
+                code=code,
+                handler=f"{HANDLER_MODULE}.{entry_point}",
+                role=self.role,
+                timeout=timeout,
+                memory_size=256,
+                environment=environment,
+                logging_format=lambda_.LoggingFormat.JSON,
+                log_group=log_group,
+                description=f"IotJobCleanup {entry_point}: deletes IoT jobs at stack teardown.",
+            )
+
+        on_event = handler("OnEvent", "on_event", Duration.minutes(2))
+        # One invocation polls for up to POLL_WINDOW, or up to the give-up time when
+        # that falls within the next query interval.
+        is_complete = handler(
+            "IsComplete", "is_complete", POLL_WINDOW.plus(query_interval).plus(Duration.seconds(60))
+        )
+        self.provider = cr.Provider(
+            self,
+            "Provider",
+            on_event_handler=on_event,
+            is_complete_handler=is_complete,
+            query_interval=query_interval,
+            total_timeout=total_timeout,
+            log_group=log_group,
+        )
+        self.service_token = self.provider.service_token

@@ -1,0 +1,572 @@
+"""Custom resource handler that deletes AWS IoT jobs when their stack is torn down.
+
+Entry points for the CDK Provider framework: ``on_event`` and ``is_complete``.
+Imports only the standard library, boto3 and botocore (the Lambda runtime provides them).
+
+Contract (resource properties, every value a string as CloudFormation hands them over):
+  JobIds       list of job ids to delete on Delete
+  Force        "true" or "false": "true" also deletes jobs that are not in a terminal state
+  NamespaceId  optional customer-managed job namespace
+
+Create and Update change nothing in IoT. Delete starts deletions in ``on_event`` and
+``is_complete`` reports complete only when every job is gone. No state is kept between
+invocations except the give-up time that ``on_event`` hands to ``is_complete`` in the
+event (the Provider framework merges ``on_event``'s result into that event); everything
+else is recomputed from IoT at the start of each invocation.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random as _random
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+__all__ = [
+    "CleanupError",
+    "CleanupTimeoutError",
+    "ForceRequiredError",
+    "InvalidPropertiesError",
+    "is_complete",
+    "on_event",
+]
+
+logger = logging.getLogger("iot_job_cleanup")
+logger.setLevel(logging.INFO)
+
+DELETION_SLOTS = 10  # IoT allows 10 jobs in DELETION_IN_PROGRESS per account and region.
+DELETING = "DELETION_IN_PROGRESS"
+TERMINAL_STATUSES = frozenset({"COMPLETED", "CANCELED"})
+DEADLINE_KEY = "IotJobCleanupGiveUpAt"
+JOB_ID_PATTERN = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+NAMESPACE_ID_PATTERN = re.compile(r"[a-zA-Z0-9_-]+")
+GONE_CODES = frozenset({"ResourceNotFoundException"})
+LIMIT_CODES = frozenset({"LimitExceededException"})
+TRANSIENT_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "ServiceUnavailableException",
+        "ServiceUnavailable",
+        "InternalFailureException",
+        "InternalServerException",
+        "InternalFailure",
+        "RequestTimeoutException",
+    }
+)
+STATUSES_IN_TIMEOUT_MESSAGE = 20
+
+
+class CleanupError(Exception):
+    """The cleanup cannot go on; the message says why and what to do."""
+
+
+class InvalidPropertiesError(CleanupError, ValueError):
+    """The resource properties break the contract."""
+
+
+class ForceRequiredError(CleanupError):
+    """A job is not in a terminal state and the resource does not allow force."""
+
+
+class CleanupTimeoutError(CleanupError):
+    """The total timeout passed with jobs still not deleted."""
+
+
+class _TransientIotError(Exception):
+    """Throttling, service unavailable, 5xx or a connection problem: try again later."""
+
+
+# --------------------------------------------------------------------------- contract
+
+
+@dataclass(frozen=True)
+class CleanupRequest:
+    job_ids: tuple[str, ...]
+    force: bool
+    namespace_id: str | None
+
+    @classmethod
+    def from_properties(cls, properties: Mapping[str, Any]) -> CleanupRequest:
+        return cls(
+            job_ids=_parse_job_ids(properties.get("JobIds")),
+            force=_parse_force(properties.get("Force", "false")),
+            namespace_id=_parse_namespace_id(properties.get("NamespaceId")),
+        )
+
+
+def _parse_job_ids(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise InvalidPropertiesError(
+            f"JobIds is {value!r}: it must be a non-empty list of job ids. "
+            'Set JobIds to the jobs to delete, e.g. ["ota-2026-11"].'
+        )
+    seen: set[str] = set()
+    for job_id in value:
+        if not isinstance(job_id, str) or not JOB_ID_PATTERN.fullmatch(job_id):
+            raise InvalidPropertiesError(
+                f"JobIds contains {job_id!r}: a job id is 1 to 64 characters of "
+                "[a-zA-Z0-9_-]. Fix or remove that id."
+            )
+        if job_id in seen:
+            raise InvalidPropertiesError(
+                f"JobIds names {job_id!r} twice: each job may be listed once. Remove the duplicate."
+            )
+        seen.add(job_id)
+    return tuple(value)
+
+
+def _parse_force(value: Any) -> bool:
+    text = str(value).lower()
+    if text not in ("true", "false"):
+        raise InvalidPropertiesError(
+            f'Force is {value!r}: it must be "true" or "false". Set Force to one of them.'
+        )
+    return text == "true"
+
+
+def _parse_namespace_id(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not NAMESPACE_ID_PATTERN.fullmatch(value):
+        raise InvalidPropertiesError(
+            f"NamespaceId is {value!r}: it must match [a-zA-Z0-9_-]+. "
+            "Fix it, or leave it out for jobs without a namespace."
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How the handler paces itself; set by the construct through the environment.
+
+    query_interval and total_timeout mirror the Provider's waiter. Inside one
+    ``is_complete`` invocation the handler polls every ``poll_interval`` for up to
+    ``poll_window`` so that a freed deletion slot is reused within seconds, not at the
+    next waiter retry. It gives up ``report_margin`` before ``total_timeout`` so that
+    its failure, naming the jobs left, reaches CloudFormation before CloudFormation's
+    own timeout does.
+    """
+
+    query_interval: float = 10.0
+    total_timeout: float = 3600.0
+    poll_interval: float = 2.0
+    poll_window: float = 60.0
+    report_margin: float = 30.0
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Timing:
+        def seconds(name: str, default: float) -> float:
+            return float(environ.get(name, default))
+
+        return cls(
+            query_interval=seconds("QUERY_INTERVAL_SECONDS", cls.query_interval),
+            total_timeout=seconds("TOTAL_TIMEOUT_SECONDS", cls.total_timeout),
+            poll_interval=seconds("POLL_INTERVAL_SECONDS", cls.poll_interval),
+            poll_window=seconds("POLL_WINDOW_SECONDS", cls.poll_window),
+            report_margin=seconds("REPORT_MARGIN_SECONDS", cls.report_margin),
+        )
+
+
+# --------------------------------------------------------------------------- IoT calls
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _is_transient(exc: ClientError) -> bool:
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return _error_code(exc) in TRANSIENT_CODES or int(status or 0) >= 500
+
+
+class IotJobs:
+    """The three IoT calls the cleanup makes, with error codes turned into outcomes."""
+
+    def __init__(self, client: Any, namespace_id: str | None) -> None:
+        self._client = client
+        self._namespace = {"namespaceId": namespace_id} if namespace_id else {}
+        self.calls = 0
+
+    def _call(self, operation: str, **params: Any) -> Any:
+        self.calls += 1
+        try:
+            return getattr(self._client, operation)(**params)
+        except ClientError as exc:
+            if _is_transient(exc):
+                raise _TransientIotError(f"{operation}: {_error_code(exc)}") from exc
+            raise
+        except BotoCoreError as exc:
+            raise _TransientIotError(f"{operation}: {exc}") from exc
+
+    def status(self, job_id: str) -> str | None:
+        """The job's status, or None when the job no longer exists."""
+        try:
+            return self._call("describe_job", jobId=job_id)["job"]["status"]
+        except ClientError as exc:
+            if _error_code(exc) in GONE_CODES:
+                return None
+            raise
+
+    def delete(self, job_id: str, force: bool) -> None:
+        self._call("delete_job", jobId=job_id, force=force, **self._namespace)
+
+    def deleting_job_ids(self) -> set[str]:
+        """Every job in DELETION_IN_PROGRESS: ours and anyone else's (they share the slots)."""
+        found: set[str] = set()
+        token: str | None = None
+        while True:
+            page = self._call(
+                "list_jobs",
+                status=DELETING,
+                maxResults=250,
+                **self._namespace,
+                **({"nextToken": token} if token else {}),
+            )
+            found.update(job["jobId"] for job in page.get("jobs", []))
+            token = page.get("nextToken")
+            if not token:
+                return found
+
+
+# --------------------------------------------------------------------------- policy
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with equal jitter: half the step fixed, half random."""
+
+    base: float = 2.0
+    cap: float = 30.0
+    random: Callable[[], float] = _random.random
+    attempts: int = 0
+
+    def next_delay(self) -> float:
+        step = min(self.cap, self.base * 2**self.attempts)
+        self.attempts += 1
+        return step / 2 + self.random() * step / 2
+
+    def reset(self) -> None:
+        self.attempts = 0
+
+
+class JobCleanup:
+    """Deletes one resource's jobs through the shared 10 deletion slots.
+
+    Jobs are started in list order, so at any moment the list is a prefix of jobs that
+    are gone or being deleted, followed by jobs nobody touched yet. ``survey`` finds that
+    frontier again from IoT with a binary search, which is what lets the handler keep no
+    state between invocations. ``all_gone`` checks every job before reporting success, so
+    a job deleted or recreated out of order by someone else is still caught.
+    """
+
+    def __init__(
+        self,
+        iot: IotJobs,
+        request: CleanupRequest,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        random: Callable[[], float] = _random.random,
+    ) -> None:
+        self.iot = iot
+        self.request = request
+        self.clock = clock
+        self.sleep = sleep
+        self.backoff = Backoff(random=random)
+        self.pending: deque[str] = deque(request.job_ids)
+        self.ours_deleting: set[str] = set()
+        self.deleting_anywhere: set[str] = set()
+        self.seen_gone: set[str] = set()  # seen gone during this invocation
+        self.no_delete_before = 0.0
+
+    # -- reading the state from IoT
+
+    def survey(self) -> None:
+        self.deleting_anywhere = self.iot.deleting_job_ids()
+        ids = self.request.job_ids
+        frontier = self._first_untouched(ids)
+        self.pending = deque(ids[frontier:])
+        self.ours_deleting = {job_id for job_id in ids[:frontier] if job_id in self.deleting_anywhere}
+
+    def _first_untouched(self, ids: tuple[str, ...]) -> int:
+        low, high = 0, len(ids)
+        while low < high:
+            middle = (low + high) // 2
+            if self._touched(ids[middle]):
+                low = middle + 1
+            else:
+                high = middle
+        return low
+
+    def _touched(self, job_id: str) -> bool:
+        if job_id in self.deleting_anywhere:
+            return True
+        return self._status(job_id) in (None, DELETING)
+
+    def _status(self, job_id: str) -> str | None:
+        status = self.iot.status(job_id)
+        if status is None:
+            self.seen_gone.add(job_id)
+        return status
+
+    def refresh(self) -> None:
+        """One poll: which deletions are still under way.
+
+        A job of ours that left the DELETION_IN_PROGRESS list is confirmed gone with one
+        DescribeJob, so a list that lags behind never ends the wait early.
+        """
+        self.deleting_anywhere = self.iot.deleting_job_ids()
+        for job_id in sorted(self.ours_deleting - self.deleting_anywhere):
+            status = self._status(job_id)
+            if status == DELETING:
+                self.deleting_anywhere.add(job_id)
+                continue
+            self.ours_deleting.discard(job_id)
+            if status is not None:  # deleted, then created again under the same id
+                self.pending.appendleft(job_id)
+
+    # -- acting
+
+    def free_slots(self) -> int:
+        return max(0, DELETION_SLOTS - len(self.deleting_anywhere | self.ours_deleting))
+
+    def start_deletions(self) -> int:
+        """Start deletions while slots are free; returns how many were started."""
+        started = 0
+        while self.pending and self.free_slots() > 0 and self.clock() >= self.no_delete_before:
+            job_id = self.pending[0]
+            outcome = self._delete(job_id)
+            if outcome == "limit":
+                self.no_delete_before = self.clock() + self.backoff.next_delay()
+                logger.info("deletion slots are full; backing off", extra={"jobId": job_id})
+                break
+            self.pending.popleft()
+            if outcome in ("started", "deleting"):
+                self.ours_deleting.add(job_id)
+                self.deleting_anywhere.add(job_id)
+            if outcome == "started":
+                started += 1
+                self.backoff.reset()
+        return started
+
+    def _delete(self, job_id: str) -> str:
+        try:
+            self.iot.delete(job_id, self.request.force)
+            logger.info("deletion started", extra={"jobId": job_id})
+            return "started"
+        except ClientError as exc:
+            code = _error_code(exc)
+            if code in GONE_CODES:
+                self.seen_gone.add(job_id)
+                return "gone"
+            if code in LIMIT_CODES:
+                return "limit"
+            return self._explain_refusal(job_id, exc)
+
+    def _explain_refusal(self, job_id: str, exc: ClientError) -> str:
+        status = self._status(job_id)
+        if status is None:
+            return "gone"
+        if status == DELETING:
+            logger.info("deletion already under way; waiting for it", extra={"jobId": job_id})
+            return "deleting"
+        if not self.request.force and status not in TERMINAL_STATUSES:
+            raise ForceRequiredError(
+                f"Job {job_id!r} is {status}: without force only COMPLETED or CANCELED jobs "
+                "can be deleted, so it was left as it is. Cancel the job first, or set "
+                "force=True on IotJobCleanup (Force: \"true\") to delete it while it runs."
+            ) from exc
+        raise CleanupError(
+            f"IoT refused to delete job {job_id!r} (status {status}): "
+            f"{_error_code(exc)}: {exc.response.get('Error', {}).get('Message', '')}"
+        ) from exc
+
+    def done(self) -> bool:
+        return not self.pending and not self.ours_deleting
+
+    def all_gone(self) -> bool:
+        """Check every job not yet seen gone; requeue any that still exists.
+
+        The frontier search trusts list order; this sweep is what catches a job that
+        someone else deleted, or created again, out of that order.
+        """
+        stragglers: list[str] = []
+        for job_id in self.request.job_ids:
+            if job_id in self.seen_gone:
+                continue
+            status = self._status(job_id)
+            if status == DELETING:
+                self.ours_deleting.add(job_id)
+            elif status is not None:
+                stragglers.append(job_id)
+        self.pending.extendleft(reversed(stragglers))
+        return not stragglers and not self.ours_deleting
+
+    # -- the loop
+
+    def run_until(self, stop_at: float, poll_interval: float) -> bool:
+        """Work until every job is gone (True) or ``stop_at`` comes (False).
+
+        Transient IoT errors never escape: the step is retried after a backoff.
+        """
+        surveyed = False
+        while True:
+            try:
+                if not surveyed:
+                    self.survey()
+                    surveyed = True
+                self.start_deletions()
+                if self.done() and self.all_gone():
+                    return True
+                pause = poll_interval
+            except _TransientIotError as exc:
+                surveyed = False
+                pause = self.backoff.next_delay()
+                logger.warning("transient IoT error; will retry", extra={"error": str(exc)})
+            if self.clock() + pause > stop_at:
+                return False
+            self.sleep(pause)
+            if surveyed:
+                try:
+                    self.refresh()
+                except _TransientIotError as exc:
+                    surveyed = False
+                    logger.warning("transient IoT error; will retry", extra={"error": str(exc)})
+
+    def remaining_with_status(self, limit: int = STATUSES_IN_TIMEOUT_MESSAGE) -> tuple[int, list[str]]:
+        """Jobs not known to be gone, and 'id (status)' for the first ``limit`` of them."""
+        remaining = sorted(self.ours_deleting) + [j for j in self.pending if j not in self.ours_deleting]
+        described: list[str] = []
+        for job_id in remaining[:limit]:
+            if job_id in self.ours_deleting:
+                described.append(f"{job_id} ({DELETING})")
+                continue
+            try:
+                status = self.iot.status(job_id)
+            except (_TransientIotError, ClientError):
+                status = "status unknown"
+            described.append(f"{job_id} ({status or 'gone'}, waiting for a deletion slot)")
+        return len(remaining), described
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def _physical_resource_id(event: Mapping[str, Any]) -> str:
+    return event.get("PhysicalResourceId") or f"iot-job-cleanup:{event['LogicalResourceId']}"
+
+
+def _remaining_lambda_seconds(context: Any) -> float:
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return remaining() / 1000 if callable(remaining) else math.inf
+
+
+_client_cache: list[Any] = []
+
+
+def _iot_client() -> Any:
+    """One IoT client per container. botocore's own retries are off: LimitExceededException
+    lasts minutes and botocore would retry it as throttling within seconds, so the
+    handler owns every retry."""
+    if not _client_cache:
+        config = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=15)
+        _client_cache.append(boto3.client("iot", config=config))
+    return _client_cache[0]
+
+
+def handle_on_event(
+    event: Mapping[str, Any],
+    *,
+    client: Any,
+    timing: Timing,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+    random: Callable[[], float] = _random.random,
+) -> dict[str, Any]:
+    request_type = event["RequestType"]
+    request = CleanupRequest.from_properties(event.get("ResourceProperties", {}))
+    physical_id = _physical_resource_id(event)
+    if request_type in ("Create", "Update"):
+        _log_dropped_jobs(event, request)
+        return {"PhysicalResourceId": physical_id}
+    if request_type != "Delete":
+        raise CleanupError(f"RequestType {request_type!r} is not Create, Update or Delete.")
+    give_up_at = clock() + timing.total_timeout - timing.report_margin
+    cleanup = JobCleanup(IotJobs(client, request.namespace_id), request, clock=clock, sleep=sleep, random=random)
+    try:
+        cleanup.survey()
+        started = cleanup.start_deletions()
+        logger.info("cleanup started", extra={"jobs": len(request.job_ids), "started": started})
+    except _TransientIotError as exc:
+        logger.warning("transient IoT error; is_complete will retry", extra={"error": str(exc)})
+    return {"PhysicalResourceId": physical_id, DEADLINE_KEY: give_up_at}
+
+
+def _log_dropped_jobs(event: Mapping[str, Any], request: CleanupRequest) -> None:
+    old_ids = (event.get("OldResourceProperties") or {}).get("JobIds") or []
+    dropped = sorted(set(old_ids) - set(request.job_ids))
+    if dropped:
+        logger.info(
+            "jobs dropped from JobIds are no longer this resource's to delete; nothing was deleted",
+            extra={"droppedJobIds": dropped},
+        )
+
+
+def handle_is_complete(
+    event: Mapping[str, Any],
+    *,
+    client: Any,
+    timing: Timing,
+    remaining_lambda_seconds: float = math.inf,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+    random: Callable[[], float] = _random.random,
+) -> dict[str, Any]:
+    if event["RequestType"] != "Delete":
+        return {"IsComplete": True}
+    request = CleanupRequest.from_properties(event.get("ResourceProperties", {}))
+    now = clock()
+    give_up_at = float(event.get(DEADLINE_KEY, now + timing.total_timeout))
+    window_end = min(now + timing.poll_window, give_up_at)
+    last_chance = window_end + timing.query_interval >= give_up_at
+    if last_chance:
+        window_end = give_up_at
+    window_end = min(window_end, now + remaining_lambda_seconds - 5)
+    cleanup = JobCleanup(IotJobs(client, request.namespace_id), request, clock=clock, sleep=sleep, random=random)
+    if cleanup.run_until(window_end, timing.poll_interval):
+        logger.info("every job is gone", extra={"jobs": len(request.job_ids), "iotCalls": cleanup.iot.calls})
+        return {"IsComplete": True}
+    if last_chance and clock() >= give_up_at - timing.poll_interval:
+        count, described = cleanup.remaining_with_status()
+        more = f", and {count - len(described)} more" if count > len(described) else ""
+        raise CleanupTimeoutError(
+            f"Timed out after {timing.total_timeout:.0f} s with {count} of {len(request.job_ids)} "
+            f"jobs not deleted: {', '.join(described)}{more}. Deletions under way go on in IoT; "
+            "run cdk destroy again to wait for them and delete the rest."
+        )
+    return {"IsComplete": False}
+
+
+def on_event(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    return handle_on_event(event, client=_iot_client(), timing=Timing.from_environment())
+
+
+def is_complete(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    return handle_is_complete(
+        event,
+        client=_iot_client(),
+        timing=Timing.from_environment(),
+        remaining_lambda_seconds=_remaining_lambda_seconds(context),
+    )
