@@ -18,12 +18,12 @@ from pathlib import Path
 # constructs/ is a source root, not a package (it must not shadow the constructs library).
 sys.path.insert(0, str(Path(__file__).resolve().parent / "constructs"))
 
-import aws_cdk as cdk  # noqa: E402
-from aws_cdk import aws_iot as iot  # noqa: E402
-from aws_cdk import custom_resources as cr  # noqa: E402
-from constructs import Construct  # noqa: E402
+import aws_cdk as cdk
+from aws_cdk import aws_iot as iot
+from aws_cdk import custom_resources as cr
 
-from iot_job_cleanup import IotJobCleanup  # noqa: E402
+from constructs import Construct
+from iot_job_cleanup import IotJobCleanup
 
 FLEET = "demo-ota-fleet"
 THINGS = [f"demo-sensor-{index:02d}" for index in range(1, 5)]

@@ -386,7 +386,7 @@ class JobCleanup:
             raise ForceRequiredError(
                 f"Job {job_id!r} is {status}: without force only COMPLETED or CANCELED jobs "
                 "can be deleted, so it was left as it is. Cancel the job first, or set "
-                "force=True on IotJobCleanup (Force: \"true\") to delete it while it runs."
+                'force=True on IotJobCleanup (Force: "true") to delete it while it runs.'
             ) from exc
         raise CleanupError(
             f"IoT refused to delete job {job_id!r} (status {status}): "
@@ -473,16 +473,18 @@ def _remaining_lambda_seconds(context: Any) -> float:
     return remaining() / 1000 if callable(remaining) else math.inf
 
 
+# botocore's own retries are off: LimitExceededException lasts minutes and botocore would
+# retry it as throttling within seconds, so the handler owns every retry.
+CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=15
+)
 _client_cache: list[Any] = []
 
 
 def _iot_client() -> Any:
-    """One IoT client per container. botocore's own retries are off: LimitExceededException
-    lasts minutes and botocore would retry it as throttling within seconds, so the
-    handler owns every retry."""
+    """One IoT client per container."""
     if not _client_cache:
-        config = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=15)
-        _client_cache.append(boto3.client("iot", config=config))
+        _client_cache.append(boto3.client("iot", config=CLIENT_CONFIG))
     return _client_cache[0]
 
 
@@ -504,7 +506,8 @@ def handle_on_event(
     if request_type != "Delete":
         raise CleanupError(f"RequestType {request_type!r} is not Create, Update or Delete.")
     give_up_at = clock() + timing.total_timeout - timing.report_margin
-    cleanup = JobCleanup(IotJobs(client, request.namespace_id), request, clock=clock, sleep=sleep, random=random)
+    iot = IotJobs(client, request.namespace_id)
+    cleanup = JobCleanup(iot, request, clock=clock, sleep=sleep, random=random)
     try:
         cleanup.survey()
         started = cleanup.start_deletions()
@@ -544,9 +547,10 @@ def handle_is_complete(
     if last_chance:
         window_end = give_up_at
     window_end = min(window_end, now + remaining_lambda_seconds - 5)
-    cleanup = JobCleanup(IotJobs(client, request.namespace_id), request, clock=clock, sleep=sleep, random=random)
+    iot = IotJobs(client, request.namespace_id)
+    cleanup = JobCleanup(iot, request, clock=clock, sleep=sleep, random=random)
     if cleanup.run_until(window_end, timing.poll_interval):
-        logger.info("every job is gone", extra={"jobs": len(request.job_ids), "iotCalls": cleanup.iot.calls})
+        logger.info("every job is gone", extra={"jobs": len(request.job_ids), "iotCalls": iot.calls})
         return {"IsComplete": True}
     if last_chance and clock() >= give_up_at - timing.poll_interval:
         count, described = cleanup.remaining_with_status()

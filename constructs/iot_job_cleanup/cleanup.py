@@ -17,6 +17,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
+
 from constructs import Construct
 
 __all__ = ["HANDLER_MODULE", "IotJobCleanup", "handler_directory"]
@@ -188,9 +189,7 @@ class _CleanupProvider(Construct):
         self, scope: Construct, construct_id: str, query_interval: Duration, total_timeout: Duration
     ) -> None:
         super().__init__(scope, construct_id)
-        log_group = logs.LogGroup(
-            self, "Logs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY
-        )
+        log_group = logs.LogGroup(self, "Logs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY)
         self.role = iam.Role(
             self,
             "HandlerRole",

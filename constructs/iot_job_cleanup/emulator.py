@@ -128,8 +128,7 @@ class DeletionLifecycle:
             if self.namespaces.get(job_id) != (namespace_id or None):
                 raise IotApiError(
                     "InvalidRequestException",
-                    f"Job {job_id} is in namespace {self.namespaces.get(job_id)!r}, "
-                    f"not {namespace_id!r}.",
+                    f"Job {job_id} is in namespace {self.namespaces.get(job_id)!r}, not {namespace_id!r}.",
                     400,
                 )
             if not force and job.status not in TERMINAL_STATUSES:
@@ -153,9 +152,7 @@ class DeletionLifecycle:
             self.calls["CancelJob"] += 1
             job = self._job(job_id)
             if job.status == DELETING:
-                raise IotApiError(
-                    "InvalidStateTransitionException", f"Job {job_id} is {DELETING}.", 409
-                )
+                raise IotApiError("InvalidStateTransitionException", f"Job {job_id} is {DELETING}.", 409)
             return job
 
     def list_jobs(

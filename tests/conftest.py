@@ -1,0 +1,104 @@
+"""Shared fixtures: simulated time, and moto's IoT with the documented DeleteJob lifecycle."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+from moto import mock_aws
+
+import iot_job_cleanup_handler as handler
+from iot_job_cleanup.emulator import DeletionLifecycle, DeletionTime, emulated_iot
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+THING_ARN = f"arn:aws:iot:{REGION}:{ACCOUNT}:thing/sensor-1"
+
+
+@pytest.fixture(autouse=True)
+def _offline_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No real credentials, no real endpoints: every test is offline."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+
+
+@dataclass
+class SimClock:
+    """Simulated wall clock; ``sleep`` advances it and records each pause."""
+
+    now: float = 1_000_000.0
+    sleeps: list[float] = field(default_factory=list)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0, seconds
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> SimClock:
+    return SimClock()
+
+
+@dataclass
+class Iot:
+    client: object
+    lifecycle: DeletionLifecycle
+
+    def create_jobs(self, *job_ids: str, status: str = "COMPLETED", namespace_id: str | None = None) -> None:
+        for job_id in job_ids:
+            self.lifecycle.create_job(job_id, targets=[THING_ARN], status=status, namespace_id=namespace_id)
+
+    def existing(self) -> set[str]:
+        self.lifecycle.settle()
+        return set(self.lifecycle.backend.jobs)
+
+    def status(self, job_id: str) -> str:
+        return self.client.describe_job(jobId=job_id)["job"]["status"]
+
+
+@pytest.fixture
+def iot(clock: SimClock) -> Iterator[Iot]:
+    with mock_aws(), emulated_iot(ACCOUNT, REGION, clock=clock, deletion_time=DeletionTime(30)) as lifecycle:
+        client = boto3.client("iot", region_name=REGION, config=handler.CLIENT_CONFIG)
+        yield Iot(client=client, lifecycle=lifecycle)
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: object) -> Iterator[bytes]:
+        yield self._body
+
+
+def fail_calls(client: object, operation: str, code: str, status: int, times: int) -> list[int]:
+    """Make the next ``times`` calls of ``operation`` answer an error over HTTP.
+
+    The response goes through botocore's own parser, as a real service error would.
+    Returns a one-element list counting the failures served.
+    """
+    served = [0]
+
+    def respond(request: object, **_: object) -> AWSResponse | None:
+        if served[0] >= times:
+            return None
+        served[0] += 1
+        body = json.dumps({"message": f"injected {code}"}).encode()
+        headers = {"x-amzn-ErrorType": code, "Content-Type": "application/json"}
+        return AWSResponse(request.url, status, headers, _Raw(body))
+
+    client.meta.events.register(f"before-send.iot.{operation}", respond)
+    return served

@@ -1,0 +1,430 @@
+"""The handler against moto's IoT with the documented DeleteJob lifecycle, in simulated time.
+
+Each test drives the handler the way the Provider framework does: ``on_event`` once, then
+``is_complete`` every query interval until it is complete or raises.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+import iot_job_cleanup_handler as handler
+from conftest import Iot, SimClock, fail_calls
+from iot_job_cleanup_handler import (
+    DEADLINE_KEY,
+    Backoff,
+    CleanupTimeoutError,
+    ForceRequiredError,
+    InvalidPropertiesError,
+    Timing,
+)
+
+TIMING = Timing(query_interval=10, total_timeout=3600, poll_interval=2, poll_window=60, report_margin=30)
+
+
+def event(request_type: str, job_ids: list[str], **properties: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "RequestType": request_type,
+        "LogicalResourceId": "OtaJobsCleanup",
+        "ResourceType": "Custom::IotJobCleanup",
+        "ResourceProperties": {
+            "ServiceToken": "arn:token",
+            "JobIds": job_ids,
+            "Force": "false",
+            **properties,
+        },
+    }
+    if request_type != "Create":
+        body["PhysicalResourceId"] = "iot-job-cleanup:OtaJobsCleanup"
+    return body
+
+
+@dataclass
+class Outcome:
+    complete: bool
+    invocations: int
+    elapsed: float
+    error: Exception | None = None
+
+
+def run_delete(iot: Iot, clock: SimClock, request: dict[str, Any], timing: Timing = TIMING) -> Outcome:
+    """on_event, then is_complete at the query interval, as the Provider's waiter does."""
+    start = clock()
+    kwargs = {
+        "client": iot.client,
+        "timing": timing,
+        "clock": clock,
+        "sleep": clock.sleep,
+        "random": lambda: 0.5,
+    }
+    try:
+        result = handler.handle_on_event(request, **kwargs)
+        waiter_input = {**request, **result}
+        for invocation in range(1, 10_000):
+            if handler.handle_is_complete(waiter_input, **kwargs)["IsComplete"]:
+                return Outcome(True, invocation, clock() - start)
+            clock.sleep(timing.query_interval)
+    except Exception as exc:  # the Provider reports any exception as FAILED
+        return Outcome(False, 0, clock() - start, exc)
+    raise AssertionError("the waiter never finished")
+
+
+def job_ids(count: int, prefix: str = "ota") -> list[str]:
+    return [f"{prefix}-{index:03d}" for index in range(count)]
+
+
+# --------------------------------------------------------------------------- Create / Update
+
+
+def test_create_returns_a_physical_id_and_touches_no_job(iot: Iot, clock: SimClock) -> None:
+    iot.create_jobs("ota-1")
+    result = handler.handle_on_event(
+        event("Create", ["ota-1"]), client=iot.client, timing=TIMING, clock=clock
+    )
+
+    assert result == {"PhysicalResourceId": "iot-job-cleanup:OtaJobsCleanup"}
+    assert iot.lifecycle.calls["DeleteJob"] == 0
+    assert iot.status("ota-1") == "COMPLETED"
+
+
+def test_update_keeps_the_physical_id_and_deletes_no_dropped_job(iot: Iot, clock: SimClock) -> None:
+    iot.create_jobs("ota-1", "ota-2")
+    update = event("Update", ["ota-2"])
+    update["OldResourceProperties"] = {"JobIds": ["ota-1", "ota-2"], "Force": "false"}
+
+    result = handler.handle_on_event(update, client=iot.client, timing=TIMING, clock=clock)
+    complete = handler.handle_is_complete({**update, **result}, client=iot.client, timing=TIMING, clock=clock)
+
+    assert result["PhysicalResourceId"] == update["PhysicalResourceId"]
+    assert complete == {"IsComplete": True}
+    assert iot.existing() == {"ota-1", "ota-2"}
+    assert iot.lifecycle.calls["DeleteJob"] == 0
+
+
+@pytest.mark.parametrize(
+    ("properties", "message"),
+    [
+        ({"JobIds": []}, "non-empty list"),
+        ({"JobIds": "ota-1"}, "non-empty list"),
+        ({"JobIds": ["ota 1"]}, "1 to 64 characters"),
+        ({"JobIds": ["x" * 65]}, "1 to 64 characters"),
+        ({"JobIds": ["ota-1", "ota-1"]}, "twice"),
+        ({"JobIds": ["ota-1"], "Force": "yes"}, '"true" or "false"'),
+        ({"JobIds": ["ota-1"], "NamespaceId": "bad/ns"}, "NamespaceId"),
+    ],
+)
+def test_properties_that_break_the_contract_fail_with_the_value_and_the_fix(
+    iot: Iot, clock: SimClock, properties: dict[str, Any], message: str
+) -> None:
+    request = event("Create", ["placeholder"])
+    request["ResourceProperties"] = {"ServiceToken": "arn:token", **properties}
+
+    with pytest.raises(InvalidPropertiesError, match=message):
+        handler.handle_on_event(request, client=iot.client, timing=TIMING, clock=clock)
+
+
+# --------------------------------------------------------------------------- Delete
+
+
+def test_delete_starts_deleting_in_on_event(iot: Iot, clock: SimClock) -> None:
+    iot.create_jobs(*job_ids(3))
+
+    result = handler.handle_on_event(
+        event("Delete", job_ids(3)), client=iot.client, timing=TIMING, clock=clock
+    )
+
+    assert {iot.status(job_id) for job_id in job_ids(3)} == {"DELETION_IN_PROGRESS"}
+    assert result["PhysicalResourceId"] == "iot-job-cleanup:OtaJobsCleanup"
+    assert result[DEADLINE_KEY] == clock() + 3600 - 30
+
+
+def test_delete_completes_only_when_every_job_is_gone(iot: Iot, clock: SimClock) -> None:
+    iot.create_jobs(*job_ids(3), "not-ours")
+    request = event("Delete", job_ids(3))
+    kwargs = {"client": iot.client, "timing": TIMING, "clock": clock, "sleep": clock.sleep}
+    waiter_input = {**request, **handler.handle_on_event(request, **kwargs)}
+
+    # Deletion takes 30 s: a window that ends sooner must not report complete.
+    short = Timing(query_interval=10, total_timeout=3600, poll_interval=2, poll_window=20)
+    assert handler.handle_is_complete(waiter_input, **{**kwargs, "timing": short}) == {"IsComplete": False}
+    assert iot.existing() == {*job_ids(3), "not-ours"}
+
+    assert handler.handle_is_complete(waiter_input, **kwargs) == {"IsComplete": True}
+    assert iot.existing() == {"not-ours"}
+
+
+def test_a_job_that_does_not_exist_is_done(iot: Iot, clock: SimClock) -> None:
+    iot.create_jobs("ota-real")
+
+    outcome = run_delete(iot, clock, event("Delete", ["never-created", "ota-real"]))
+
+    assert outcome.complete, outcome.error
+    assert iot.existing() == set()
+
+
+def test_a_job_already_being_deleted_by_someone_else_is_waited_for(iot: Iot, clock: SimClock) -> None:
+    iot.create_jobs("ota-1", "ota-2")
+    iot.client.delete_job(jobId="ota-1", force=False)  # someone else, 30 s before us
+    clock.sleep(5)
+
+    outcome = run_delete(iot, clock, event("Delete", ["ota-1", "ota-2"]))
+
+    assert outcome.complete, outcome.error
+    assert iot.existing() == set()
+    assert iot.lifecycle.deleted.index("ota-1") < iot.lifecycle.deleted.index("ota-2")
+
+
+def test_the_re_delete_error_of_a_job_being_deleted_is_not_a_failure(iot: Iot, clock: SimClock) -> None:
+    """Someone else starts deleting the job between our look at it and our DeleteJob."""
+    iot.create_jobs("ota-1", "ota-2")
+    answers = []
+
+    def someone_else_deletes_it_first(params: dict[str, Any], **_: Any) -> None:
+        if params["url_path"].endswith("/ota-1") and not answers:
+            iot.lifecycle.delete_job("ota-1", force=False, namespace_id=None)
+
+    iot.client.meta.events.register("before-call.iot.DeleteJob", someone_else_deletes_it_first)
+    iot.client.meta.events.register(
+        "after-call.iot.DeleteJob", lambda parsed, **_: answers.append(parsed.get("Error", {}).get("Code"))
+    )
+
+    outcome = run_delete(iot, clock, event("Delete", ["ota-1", "ota-2"]))
+
+    assert outcome.complete, outcome.error
+    assert answers == ["InvalidStateTransitionException", None]
+    assert iot.existing() == set()
+
+
+def test_no_more_than_ten_deletions_of_ours_are_in_flight(iot: Iot, clock: SimClock) -> None:
+    ids = job_ids(35)
+    iot.create_jobs(*ids)
+    peak = 0
+    original_delete = iot.lifecycle.delete_job
+
+    def watched_delete(*args: Any, **kwargs: Any) -> None:
+        nonlocal peak
+        original_delete(*args, **kwargs)
+        peak = max(peak, len(iot.lifecycle.deleting))
+
+    iot.lifecycle.delete_job = watched_delete
+
+    outcome = run_delete(iot, clock, event("Delete", ids))
+
+    assert outcome.complete, outcome.error
+    assert peak == 10
+    assert iot.existing() == set()
+    # 35 jobs of 30 s through 10 slots: 4 rounds, each seen within one poll interval.
+    assert outcome.elapsed <= 4 * 30 + 4 * TIMING.poll_interval
+
+
+def test_limit_exceeded_is_retried_later_with_backoff_and_jitter(iot: Iot, clock: SimClock) -> None:
+    """Other stacks grab the free slots between our ListJobs and our DeleteJob."""
+    ids = job_ids(4)
+    iot.create_jobs(*ids)
+    grabs = []
+    attempts = []
+
+    def other_stacks_take_every_free_slot(**_: Any) -> None:
+        attempts.append(clock())
+        if len(grabs) < 3:
+            grabs.append(iot.lifecycle.hold_slots(10 - len(iot.lifecycle.deleting), seconds=1))
+
+    iot.client.meta.events.register("before-call.iot.DeleteJob", other_stacks_take_every_free_slot)
+    refused = []
+    iot.client.meta.events.register(
+        "after-call.iot.DeleteJob",
+        lambda http_response, **_: refused.append(http_response.status_code == 410),
+    )
+
+    start = clock()
+    outcome = run_delete(iot, clock, event("Delete", ids))
+
+    assert outcome.complete, outcome.error
+    assert not set(ids) & iot.existing()
+    assert refused == [True, True, True, False, False, False, False]
+    # on_event is refused at 0 s. is_complete sees every slot held until 1 s, tries at the
+    # 2 s poll and is refused, backs off 1.5 s (2 s step, equal jitter, random() = 0.5),
+    # is refused again at 4 s, backs off 3 s (until 7 s) and starts all four at the 8 s poll.
+    assert [round(at - start, 1) for at in attempts] == [0, 2, 4, 8, 8, 8, 8]
+
+
+def test_backoff_doubles_up_to_its_cap_and_jitters_within_the_upper_half() -> None:
+    low, high = Backoff(random=lambda: 0.0), Backoff(random=lambda: 0.999)
+
+    assert [low.next_delay() for _ in range(6)] == [1, 2, 4, 8, 15, 15]
+    assert [round(high.next_delay()) for _ in range(6)] == [2, 4, 8, 16, 30, 30]
+    low.reset()
+    assert low.next_delay() == 1
+
+
+@pytest.mark.parametrize(
+    ("operation", "code", "status"),
+    [
+        ("ListJobs", "ThrottlingException", 429),
+        ("DescribeJob", "ServiceUnavailableException", 503),
+        ("DeleteJob", "InternalFailureException", 500),
+        ("DeleteJob", "ThrottlingException", 429),
+    ],
+)
+def test_throttling_and_server_errors_are_retried_and_never_fail_is_complete(
+    iot: Iot, clock: SimClock, operation: str, code: str, status: int
+) -> None:
+    ids = job_ids(12)
+    iot.create_jobs(*ids)
+    served = fail_calls(iot.client, operation, code, status, times=5)
+
+    outcome = run_delete(iot, clock, event("Delete", ids))
+
+    assert outcome.complete, outcome.error
+    assert served == [5]
+    assert iot.existing() == set()
+
+
+def test_a_job_that_needs_force_fails_at_once_naming_job_status_and_fix(iot: Iot, clock: SimClock) -> None:
+    iot.create_jobs("ota-running", status="IN_PROGRESS")
+
+    outcome = run_delete(iot, clock, event("Delete", ["ota-running"]))
+
+    assert isinstance(outcome.error, ForceRequiredError)
+    assert "'ota-running' is IN_PROGRESS" in str(outcome.error)
+    assert "force=True" in str(outcome.error)
+    assert outcome.elapsed == 0
+    assert iot.status("ota-running") == "IN_PROGRESS"
+
+
+def test_force_deletes_jobs_that_are_still_running(iot: Iot, clock: SimClock) -> None:
+    iot.create_jobs("ota-running", status="IN_PROGRESS")
+    iot.create_jobs("ota-scheduled", status="SCHEDULED")
+
+    outcome = run_delete(iot, clock, event("Delete", ["ota-running", "ota-scheduled"], Force="true"))
+
+    assert outcome.complete, outcome.error
+    assert iot.existing() == set()
+
+
+def test_jobs_in_a_namespace_are_deleted_with_its_namespace_id(iot: Iot, clock: SimClock) -> None:
+    iot.create_jobs("gg-deploy-1", "gg-deploy-2", namespace_id="greengrass")
+    sent = []
+    iot.client.meta.events.register(
+        "before-call.iot.DeleteJob", lambda params, **_: sent.append(params["query_string"])
+    )
+
+    outcome = run_delete(
+        iot, clock, event("Delete", ["gg-deploy-1", "gg-deploy-2"], NamespaceId="greengrass")
+    )
+
+    assert outcome.complete, outcome.error
+    assert iot.existing() == set()
+    assert all(query.get("namespaceId") == "greengrass" for query in sent) and len(sent) == 2
+
+
+def test_a_namespace_mismatch_fails_with_the_iot_error(iot: Iot, clock: SimClock) -> None:
+    iot.create_jobs("gg-deploy-1", namespace_id="greengrass")
+
+    outcome = run_delete(iot, clock, event("Delete", ["gg-deploy-1"]))
+
+    assert outcome.error is not None and "InvalidRequestException" in str(outcome.error)
+    assert iot.status("gg-deploy-1") == "COMPLETED"
+
+
+def test_is_complete_is_idempotent_under_re_invocation(iot: Iot, clock: SimClock) -> None:
+    ids = job_ids(15)
+    iot.create_jobs(*ids)
+    request = event("Delete", ids)
+    short_windows = Timing(query_interval=10, total_timeout=3600, poll_interval=2, poll_window=20)
+    kwargs = {"client": iot.client, "timing": short_windows, "clock": clock, "sleep": clock.sleep}
+    waiter_input = {**request, **handler.handle_on_event(request, **kwargs)}
+    handler.handle_on_event(request, **kwargs)  # a duplicate delivery: its 10 slots are busy
+
+    results = []
+    for _ in range(4):
+        results.append(handler.handle_is_complete(waiter_input, **kwargs)["IsComplete"])
+        clock.sleep(short_windows.query_interval)
+    # 0-20 s: the first 10 are deleting; 30 s: the last 5 start; 60 s: all gone.
+    assert results == [False, False, True, True]
+    assert iot.existing() == set()
+    assert iot.lifecycle.calls["DeleteJob"] == 15  # no job was deleted twice
+
+
+def test_hundreds_of_jobs_with_bounded_calls_per_job(iot: Iot, clock: SimClock) -> None:
+    ids = job_ids(300)
+    iot.create_jobs(*ids)
+
+    outcome = run_delete(iot, clock, event("Delete", ids))
+
+    assert outcome.complete, outcome.error
+    assert iot.existing() == set()
+    assert outcome.elapsed <= 300 * 30 / 10 * 1.1
+    calls = sum(iot.lifecycle.calls.values())
+    assert calls / outcome.elapsed <= 2.0, f"{calls} IoT calls in {outcome.elapsed} s"
+
+
+def test_a_job_deleted_out_of_order_by_someone_else_does_not_hide_the_others(
+    iot: Iot, clock: SimClock
+) -> None:
+    ids = job_ids(40)
+    iot.create_jobs(*ids)
+    for job_id in ids[20:40:3]:  # holes in the untouched part of the list
+        iot.lifecycle.backend.jobs.pop(job_id)
+
+    outcome = run_delete(iot, clock, event("Delete", ids))
+
+    assert outcome.complete, outcome.error
+    assert iot.existing() == set()
+
+
+def test_timeout_names_the_jobs_left_and_a_second_destroy_resumes(iot: Iot, clock: SimClock) -> None:
+    ids = job_ids(25)
+    iot.create_jobs(*ids)
+    iot.lifecycle.hold_slots(7, seconds=600)  # other stacks hold 7 of the 10 slots
+    timing = Timing(query_interval=10, total_timeout=120, poll_interval=2, poll_window=60, report_margin=30)
+
+    first = run_delete(iot, clock, event("Delete", ids), timing)
+
+    assert isinstance(first.error, CleanupTimeoutError)
+    message = str(first.error)
+    assert first.elapsed <= 120 - 30
+    assert "of 25 jobs not deleted" in message
+    assert "(DELETION_IN_PROGRESS)" in message
+    assert "(COMPLETED, waiting for a deletion slot)" in message
+    assert "run cdk destroy again" in message
+    in_flight = {job for job in ids if job in iot.lifecycle.deleting}
+    untouched = {job for job in ids if job in iot.existing()} - in_flight
+    assert in_flight and untouched
+    deletes_before = iot.lifecycle.calls["DeleteJob"]
+
+    second = run_delete(iot, clock, event("Delete", ids), TIMING)
+
+    assert second.complete, second.error
+    assert not set(ids) & iot.existing()
+    # Deletions under way were waited for, not restarted: only untouched jobs got a DeleteJob.
+    assert iot.lifecycle.calls["DeleteJob"] - deletes_before == len(untouched)
+
+
+def test_create_and_update_need_no_waiting(iot: Iot, clock: SimClock) -> None:
+    for request_type in ("Create", "Update"):
+        request = event(request_type, ["ota-1"])
+        assert handler.handle_is_complete(request, client=iot.client, timing=TIMING, clock=clock) == {
+            "IsComplete": True
+        }
+    assert sum(iot.lifecycle.calls.values()) == 0
+
+
+def test_the_lambda_entry_points_read_their_timing_from_the_environment(
+    iot: Iot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    iot.create_jobs("ota-1")
+    monkeypatch.setenv("POLL_WINDOW_SECONDS", "0")
+    monkeypatch.setattr(handler, "_client_cache", [iot.client])
+
+    class Context:
+        def get_remaining_time_in_millis(self) -> int:
+            return 120_000
+
+    request = event("Delete", ["ota-1"])
+    result = handler.on_event(request, Context())
+    assert iot.status("ota-1") == "DELETION_IN_PROGRESS"
+    assert handler.is_complete({**request, **result}, Context()) == {"IsComplete": False}
