@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import aws_cdk as cdk
@@ -33,9 +35,16 @@ def job_arn(job_id: Any) -> dict[str, Any]:
     return {"Fn::Join": ["", prefix + tail]}
 
 
+def policies(template: Template) -> dict[str, dict[str, Any]]:
+    return {
+        **template.find_resources("AWS::IAM::Policy"),
+        **template.find_resources("AWS::IAM::ManagedPolicy"),
+    }
+
+
 def iot_statements(template: Template) -> list[dict[str, Any]]:
     statements = []
-    for policy in template.find_resources("AWS::IAM::Policy").values():
+    for policy in policies(template).values():
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             if any(action.startswith("iot:") for action in actions):
@@ -78,6 +87,7 @@ def test_one_set_of_provider_resources_serves_twenty_cleanups() -> None:
     template.resource_count_is("AWS::Lambda::Function", 5)  # on_event, is_complete, 3 framework
     template.resource_count_is("AWS::StepFunctions::StateMachine", 1)
     template.resource_count_is("AWS::Logs::LogGroup", 1)
+    template.resource_count_is("AWS::IAM::ManagedPolicy", 1)  # 20 job ARNs fit one policy
     arns = [
         arn
         for statement in iot_statements(template)
@@ -87,6 +97,43 @@ def test_one_set_of_provider_resources_serves_twenty_cleanups() -> None:
         )
     ]
     assert sorted(arns, key=str) == sorted((job_arn(f"job-{index}") for index in range(20)), key=str)
+
+
+def resolved_size(document: dict[str, Any]) -> int:
+    """The policy's size as IAM counts it: resolved, without white space."""
+    text = json.dumps(document, separators=(",", ":"))
+    for pseudo, value in (
+        ("AWS::Partition", "aws-us-gov"),
+        ("AWS::Region", "ap-southeast-4"),
+        ("AWS::AccountId", "1" * 12),
+    ):
+        text = text.replace(json.dumps({"Ref": pseudo}, separators=(",", ":")), json.dumps(value))
+    return len(
+        re.sub(
+            r'\{"Fn::Join":\["",\[((?:"[^"]*",?)*)\]\]\}',
+            lambda m: '"' + "".join(re.findall(r'"([^"]*)"', m.group(1))) + '"',
+            text,
+        )
+    )
+
+
+def test_hundreds_of_jobs_fit_iam_policy_size_limits_and_all_guard_the_delete() -> None:
+    template = synth({"job_ids": [f"ota-2026-11-rollout-wave-{index:04d}" for index in range(600)]})
+
+    managed = template.find_resources("AWS::IAM::ManagedPolicy")
+    inline = {k: v for k, v in template.find_resources("AWS::IAM::Policy").items() if "HandlerRole" in k}
+    assert 2 <= len(managed) <= 10  # a role holds 10 managed policies without a quota increase
+    assert all(resolved_size(p["Properties"]["PolicyDocument"]) <= 6144 for p in managed.values())
+    assert all(resolved_size(p["Properties"]["PolicyDocument"]) <= 10240 for p in inline.values())
+    granted = sum(
+        len(statement["Resource"])
+        for policy in [*managed.values(), *inline.values()]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if "iot:DeleteJob" in statement["Action"]
+    )
+    assert granted == 600
+    (resource,) = template.find_resources(RESOURCE).values()
+    assert set(managed) | set(inline) <= set(resource["DependsOn"])
 
 
 def test_a_different_timing_gets_its_own_provider() -> None:
@@ -107,13 +154,13 @@ def test_a_different_timing_gets_its_own_provider() -> None:
 def test_the_custom_resource_depends_on_the_policy_that_lets_it_delete() -> None:
     template = synth({"job_ids": ["ota-1"]})
 
-    policy_id = next(
+    (policy_id,) = [
         logical_id
-        for logical_id, policy in template.find_resources("AWS::IAM::Policy").items()
+        for logical_id, policy in policies(template).items()
         if any(
             "iot:DeleteJob" in str(s["Action"]) for s in policy["Properties"]["PolicyDocument"]["Statement"]
         )
-    )
+    ]
     (resource,) = template.find_resources(RESOURCE).values()
     assert policy_id in resource["DependsOn"]
 

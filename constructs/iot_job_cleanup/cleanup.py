@@ -33,6 +33,12 @@ MAX_TOTAL_TIMEOUT = Duration.hours(1)  # the Provider's maximum and CloudFormati
 POLL_INTERVAL = Duration.seconds(2)
 POLL_WINDOW = Duration.seconds(60)
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+# IAM counts a managed policy's size resolved and without white space: at most 6,144
+# characters. A job ARN resolves to at most 51 characters around its id (partition
+# "aws-us-gov", a 14-character region, a 12-digit account) plus 3 for quotes and comma.
+MANAGED_POLICY_BUDGET = 6144 - 200  # the rest: Version, Effect, Action
+ARN_SCAFFOLD_SIZE = 51 + 3
+TOKEN_JOB_ID_SIZE = 64
 
 
 def handler_directory() -> Path:
@@ -88,9 +94,7 @@ class IotJobCleanup(Construct):
         self.job_arns: list[str] = [
             stack.format_arn(service="iot", resource="job", resource_name=job_id) for job_id in self.job_ids
         ]
-        provider.role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["iot:DeleteJob", "iot:DescribeJob"], resources=self.job_arns)
-        )
+        provider.grant_delete(self.job_ids, self.job_arns)
         properties: dict[str, object] = {"JobIds": self.job_ids, "Force": "true" if force else "false"}
         if namespace_id:
             properties["NamespaceId"] = namespace_id
@@ -103,7 +107,8 @@ class IotJobCleanup(Construct):
             removal_policy=removal_policy,
             service_timeout=total_timeout,
         )
-        # On destroy, CloudFormation must not remove the permission before the Delete ran.
+        # On destroy, CloudFormation must not remove the permission before the Delete ran:
+        # the role's construct holds its default policy and the job policies.
         self.resource.node.add_dependency(provider.role)
 
 
@@ -265,7 +270,34 @@ class _CleanupProvider(Construct):
             ),
         )
         self.service_token = self.provider.service_token
+        self._job_statement: iam.PolicyStatement | None = None
+        self._job_policies = 0
+        self._job_policy_size = 0
         self._acknowledge_framework_findings(on_event, is_complete)
+
+    def grant_delete(self, job_ids: Sequence[str], job_arns: Sequence[str]) -> None:
+        """iot:DeleteJob and iot:DescribeJob on exactly these job ARNs.
+
+        They go into managed policies of the handler role, each filled up to IAM's size
+        limit: CDK's own overflow splitting cannot split one statement's resources and
+        counts every token ARN as 150 characters, which for hundreds of jobs needs more
+        managed policies than a role may hold.
+        """
+        for job_id, arn in zip(job_ids, job_arns, strict=True):
+            size = ARN_SCAFFOLD_SIZE + (TOKEN_JOB_ID_SIZE if Token.is_unresolved(job_id) else len(job_id))
+            if self._job_statement is None or self._job_policy_size + size > MANAGED_POLICY_BUDGET:
+                self._job_policies += 1
+                self._job_statement = iam.PolicyStatement(actions=["iot:DeleteJob", "iot:DescribeJob"])
+                iam.ManagedPolicy(
+                    self.role,
+                    f"JobPolicy{self._job_policies}",
+                    description="Lets IotJobCleanup delete exactly the jobs its resources name.",
+                    statements=[self._job_statement],
+                    roles=[self.role],
+                )
+                self._job_policy_size = 0
+            self._job_statement.add_resources(arn)
+            self._job_policy_size += size
 
     def _acknowledge_framework_findings(
         self, on_event: lambda_.Function, is_complete: lambda_.Function

@@ -1,0 +1,55 @@
+"""The library installs as a wheel and works outside this repository."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+USER_APP = """
+import aws_cdk as cdk
+import iot_job_cleanup
+from iot_job_cleanup import IotJobCleanup
+
+app = cdk.App(outdir="cdk.out")
+stack = cdk.Stack(app, "UserStack")
+IotJobCleanup(stack, "Cleanup", job_ids=["ota-2026-11", "ota-2026-12"], force=True)
+app.synth()
+print(iot_job_cleanup.__file__)
+"""
+
+
+def run(*command: str | Path, cwd: Path, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(
+        [str(part) for part in command], cwd=cwd, env=env, capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def test_a_wheel_installed_in_a_new_venv_synthesizes_a_stack_outside_the_repo(tmp_path: Path) -> None:
+    run(sys.executable, "-m", "build", "--wheel", "--outdir", tmp_path / "dist", REPO, cwd=tmp_path)
+    (wheel,) = (tmp_path / "dist").glob("iot_job_cleanup-*.whl")
+    venv = tmp_path / "venv"
+    run(sys.executable, "-m", "venv", venv, cwd=tmp_path)
+    run(venv / "bin" / "pip", "install", "--quiet", "--disable-pip-version-check", wheel, cwd=tmp_path)
+    user = tmp_path / "user-app"
+    user.mkdir()
+    (user / "app.py").write_text(USER_APP)
+    # Node 24 from this venv for jsii; nothing of the repository on the path.
+    env = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "HOME": str(tmp_path)}
+
+    installed_at = run(venv / "bin" / "python", "app.py", cwd=user, env=env).strip().splitlines()[-1]
+
+    assert installed_at.startswith(str(venv)), installed_at
+    template = json.loads((user / "cdk.out" / "UserStack.template.json").read_text())
+    (resource,) = [r for r in template["Resources"].values() if r["Type"] == "Custom::IotJobCleanup"]
+    assert resource["Properties"]["JobIds"] == ["ota-2026-11", "ota-2026-12"]
+    assert resource["Properties"]["Force"] == "true"
+    handler_assets = list((user / "cdk.out").glob("asset.*/iot_job_cleanup_handler.py"))
+    assert len(handler_assets) == 1
+    assert handler_assets[0].read_text() == (REPO / "lambda" / "iot_job_cleanup_handler.py").read_text()
