@@ -1,5 +1,7 @@
 # The project's commands. Each sets itself up first, so each works on a fresh clone.
-#   make demo   set up, then the main job: synthesize the demo app with the pinned CDK CLI
+#   make demo   set up, then the main job: synthesize the demo app with the pinned CDK CLI,
+#               then rehearse its deploy and destroy against an IoT endpoint on loopback
+#               (REHEARSE_ARGS="--scenario contended" for other stacks holding every slot)
 #   make test   set up, then every test (lint included)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -31,7 +33,10 @@ node_modules/.installed: package.json package-lock.json $(VENV)/.installed
 synth: setup
 	cdk synth --quiet
 
+REHEARSE_ARGS ?=
+
 demo: synth
+	PYTHONPATH=$(CURDIR)/constructs $(BIN)/python -m iot_job_cleanup.rehearse --cdk-out cdk.out $(REHEARSE_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -15,7 +15,9 @@ describes, on top of a moto IoT backend:
 - a job created in a namespace must be deleted with that namespaceId (our assumption:
   the documentation does not say what a mismatch answers; InvalidRequestException here);
 - an unknown job id is ResourceNotFoundException, not a 500;
-- ListJobs honours its status and namespaceId filters.
+- ListJobs honours its status and namespaceId filters. With ``list_lag_seconds`` a job that
+  entered DELETION_IN_PROGRESS that recently is not listed under that status yet: list APIs
+  are eventually consistent (our assumption; off by default).
 
 Two ways in: ``emulated_iot()`` patches moto's IoT responses, so real boto3 clients talk
 to it through ``mock_aws`` or a ``ThreadedMotoServer``; ``LifecycleClient`` calls the same
@@ -71,21 +73,33 @@ class DeletionTime:
 
 
 @dataclass
+class OutsideDeletion:
+    job_id: str
+    seconds: float
+    retry_seconds: float
+    next_try: float
+
+
+@dataclass
 class DeletionLifecycle:
     backend: IoTBackend
     clock: Callable[[], float] = time.monotonic
     deletion_time: Callable[[FakeJob], float] = field(default_factory=DeletionTime)
     slots: int = 10
+    list_lag_seconds: float = 0.0
     deleting: dict[str, float] = field(default_factory=dict)  # job id -> when it is gone
+    deletion_started: dict[str, float] = field(default_factory=dict)
     namespaces: dict[str, str] = field(default_factory=dict)
     calls: Counter[str] = field(default_factory=Counter)
+    refusals: Counter[str] = field(default_factory=Counter)  # error codes DeleteJob answered
     deleted: list[str] = field(default_factory=list)  # in the order deletions finished
+    outside_backlog: list[OutsideDeletion] = field(default_factory=list)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     # -- time passes
 
     def settle(self) -> None:
-        """Finish every deletion whose time has come."""
+        """Finish every deletion whose time has come; let other stacks take freed slots."""
         now = self.clock()
         for job_id, gone_at in sorted(self.deleting.items(), key=lambda item: item[1]):
             if gone_at <= now:
@@ -95,6 +109,21 @@ class DeletionLifecycle:
                     del self.backend.job_executions[key]
                 self.namespaces.pop(job_id, None)
                 self.deleted.append(job_id)
+        self._start_outside_deletions(now)
+
+    def _start_outside_deletions(self, now: float) -> None:
+        waiting = [d for d in self.outside_backlog if d.next_try <= now]
+        for deletion in waiting:
+            if len(self.deleting) >= self.slots:
+                deletion.next_try = now + deletion.retry_seconds
+                continue
+            self.outside_backlog.remove(deletion)
+            self._start_deletion(self.backend.jobs[deletion.job_id], deletion.seconds)
+
+    def _start_deletion(self, job: FakeJob, seconds: float) -> None:
+        job.status = DELETING
+        self.deleting[job.job_id] = self.clock() + seconds
+        self.deletion_started[job.job_id] = self.clock()
 
     def next_change_at(self) -> float | None:
         return min(self.deleting.values(), default=None)
@@ -139,13 +168,13 @@ class DeletionLifecycle:
                     409,
                 )
             if len(self.deleting) >= self.slots:
+                self.refusals["LimitExceededException"] += 1
                 raise IotApiError(
                     "LimitExceededException",
                     f"Only {self.slots} jobs may be {DELETING} at the same time.",
                     410,
                 )
-            job.status = DELETING
-            self.deleting[job_id] = self.clock() + self.deletion_time(job)
+            self._start_deletion(job, self.deletion_time(job))
 
     def cancel_job(self, job_id: str) -> FakeJob:
         with self._lock:
@@ -165,11 +194,13 @@ class DeletionLifecycle:
         with self._lock:
             self.calls["ListJobs"] += 1
             self.settle()
+            indexed_before = self.clock() - self.list_lag_seconds
             matching = [
                 job
                 for job in self.backend.jobs.values()
                 if (status is None or job.status == status)
                 and (namespace_id is None or self.namespaces.get(job.job_id) == namespace_id)
+                and not (status == DELETING and self.deletion_started.get(job.job_id, 0.0) > indexed_before)
             ]
             start = int(next_token or 0)
             end = start + max_results
@@ -208,11 +239,23 @@ class DeletionLifecycle:
         with self._lock:
             for index in range(count):
                 job_id = f"{prefix}-{len(self.backend.jobs)}-{index}"
-                job = self.create_job(job_id, targets=[])
-                job.status = DELETING
-                self.deleting[job_id] = self.clock() + seconds
+                self._start_deletion(self.create_job(job_id, targets=[]), seconds)
                 held.append(job_id)
         return held
+
+    def queue_outside_deletions(
+        self, count: int, seconds: float, retry_seconds: float, prefix: str = "other-stack-queued"
+    ) -> list[str]:
+        """Other stacks' cleanups: ``count`` more deletions that take a slot whenever one is
+        free at their next try (every ``retry_seconds``), racing the handler for it."""
+        queued = []
+        with self._lock:
+            for index in range(count):
+                job_id = f"{prefix}-{index}"
+                self.create_job(job_id, targets=[])
+                self.outside_backlog.append(OutsideDeletion(job_id, seconds, retry_seconds, self.clock()))
+                queued.append(job_id)
+        return queued
 
 
 # --------------------------------------------------------------------------- moto patch
@@ -289,6 +332,7 @@ def emulated_iot(
     clock: Callable[[], float] = time.monotonic,
     deletion_time: Callable[[FakeJob], float] | None = None,
     slots: int = 10,
+    list_lag_seconds: float = 0.0,
 ) -> Iterator[DeletionLifecycle]:
     """Give moto's IoT in ``account_id``/``region`` the documented DeleteJob lifecycle.
 
@@ -300,6 +344,7 @@ def emulated_iot(
         clock=clock,
         deletion_time=deletion_time or DeletionTime(),
         slots=slots,
+        list_lag_seconds=list_lag_seconds,
     )
     with _patch_lock:
         if _patch_depth == 0:
