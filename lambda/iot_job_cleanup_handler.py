@@ -10,9 +10,10 @@ Contract (resource properties, every value a string as CloudFormation hands them
 
 Create and Update change nothing in IoT. Delete starts deletions in ``on_event`` and
 ``is_complete`` reports complete only when every job is gone. No state is kept between
-invocations except the give-up time that ``on_event`` hands to ``is_complete`` in the
-event (the Provider framework merges ``on_event``'s result into that event); everything
-else is recomputed from IoT at the start of each invocation.
+invocations except what ``on_event`` hands to ``is_complete`` in the event (the Provider
+framework merges ``on_event``'s result into it): the give-up time, and the order to delete
+in, which ``on_event`` derives from IoT. Everything else is recomputed from IoT at the
+start of each invocation.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ DELETION_SLOTS = 10  # IoT allows 10 jobs in DELETION_IN_PROGRESS per account an
 DELETING = "DELETION_IN_PROGRESS"
 TERMINAL_STATUSES = frozenset({"COMPLETED", "CANCELED"})
 DEADLINE_KEY = "IotJobCleanupGiveUpAt"
+ORDER_KEY = "IotJobCleanupOrder"
 JOB_ID_PATTERN = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 NAMESPACE_ID_PATTERN = re.compile(r"[a-zA-Z0-9_-]+")
 GONE_CODES = frozenset({"ResourceNotFoundException"})
@@ -162,7 +164,7 @@ class Timing:
     query_interval: float = 10.0
     total_timeout: float = 3600.0
     poll_interval: float = 2.0
-    poll_window: float = 60.0
+    poll_window: float = 300.0
     report_margin: float = 30.0
 
     @classmethod
@@ -210,14 +212,18 @@ class IotJobs:
         except BotoCoreError as exc:
             raise _TransientIotError(f"{operation}: {exc}") from exc
 
-    def status(self, job_id: str) -> str | None:
-        """The job's status, or None when the job no longer exists."""
+    def describe(self, job_id: str) -> Mapping[str, Any] | None:
+        """The job, or None when it no longer exists."""
         try:
-            return self._call("describe_job", jobId=job_id)["job"]["status"]
+            return self._call("describe_job", jobId=job_id)["job"]
         except ClientError as exc:
             if _error_code(exc) in GONE_CODES:
                 return None
             raise
+
+    def status(self, job_id: str) -> str | None:
+        job = self.describe(job_id)
+        return None if job is None else job["status"]
 
     def delete(self, job_id: str, force: bool) -> None:
         self._call("delete_job", jobId=job_id, force=force, **self._namespace)
@@ -261,14 +267,23 @@ class Backoff:
         self.attempts = 0
 
 
+def execution_count(job: Mapping[str, Any]) -> int:
+    """How many job executions a job has: its deletion takes longer the more it has."""
+    details = job.get("jobProcessDetails") or {}
+    return sum(
+        value for key, value in details.items() if key.startswith("numberOf") and isinstance(value, int)
+    )
+
+
 class JobCleanup:
     """Deletes one resource's jobs through the shared 10 deletion slots.
 
-    Jobs are started in list order, so at any moment the list is a prefix of jobs that
-    are gone or being deleted, followed by jobs nobody touched yet. ``survey`` finds that
-    frontier again from IoT with a binary search, which is what lets the handler keep no
-    state between invocations. ``all_gone`` checks every job before reporting success, so
-    a job deleted or recreated out of order by someone else is still caught.
+    Jobs are started in a fixed order (``plan``: the longest deletions first), so at any
+    moment that order is a prefix of jobs that are gone or being deleted, followed by jobs
+    nobody touched yet. ``survey`` finds that frontier again from IoT with a binary search,
+    which is what lets the handler keep no state between invocations. ``all_gone`` checks
+    every job before reporting success, so a job deleted or recreated out of order by
+    someone else is still caught.
     """
 
     def __init__(
@@ -279,23 +294,49 @@ class JobCleanup:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         random: Callable[[], float] = _random.random,
+        order: tuple[str, ...] | None = None,
     ) -> None:
         self.iot = iot
         self.request = request
+        self.order = order or request.job_ids
         self.clock = clock
         self.sleep = sleep
         self.backoff = Backoff(random=random)
-        self.pending: deque[str] = deque(request.job_ids)
+        self.pending: deque[str] = deque(self.order)
         self.ours_deleting: set[str] = set()
         self.deleting_anywhere: set[str] = set()
         self.seen_gone: set[str] = set()  # seen gone during this invocation
+        self.unconfirmed: set[str] = set()  # left the deleting list; not yet seen gone
         self.no_delete_before = 0.0
 
     # -- reading the state from IoT
 
+    def plan(self) -> tuple[str, ...]:
+        """Describe every job once, before deleting any: fail now on a job that needs force,
+        and order the rest longest deletion first (deletion time grows with a job's
+        executions, and starting the longest first keeps the 10 slots evenly busy to the end).
+        """
+        touched: list[str] = []
+        untouched: list[tuple[int, int, str]] = []
+        for position, job_id in enumerate(self.request.job_ids):
+            job = self.iot.describe(job_id)
+            if job is None:
+                self.seen_gone.add(job_id)
+                touched.append(job_id)
+            elif job["status"] == DELETING:
+                self.ours_deleting.add(job_id)
+                touched.append(job_id)
+            else:
+                self._require_deletable(job_id, job["status"])
+                untouched.append((-execution_count(job), position, job_id))
+        self.pending = deque(job_id for *_, job_id in sorted(untouched))
+        self.order = (*touched, *self.pending)
+        self.deleting_anywhere = self.iot.deleting_job_ids() | self.ours_deleting
+        return self.order
+
     def survey(self) -> None:
         self.deleting_anywhere = self.iot.deleting_job_ids()
-        ids = self.request.job_ids
+        ids = self.order
         frontier = self._first_untouched(ids)
         self.pending = deque(ids[frontier:])
         self.ours_deleting = {job_id for job_id in ids[:frontier] if job_id in self.deleting_anywhere}
@@ -324,18 +365,24 @@ class JobCleanup:
     def refresh(self) -> None:
         """One poll: which deletions are still under way.
 
-        A job of ours that left the DELETION_IN_PROGRESS list is confirmed gone with one
-        DescribeJob, so a list that lags behind never ends the wait early.
+        A job of ours that left the DELETION_IN_PROGRESS list frees its slot at once; it
+        is confirmed gone afterwards (``confirm_gone``), so the slot is reused without
+        waiting for the confirmation and a list that lags behind never ends the wait early.
         """
         self.deleting_anywhere = self.iot.deleting_job_ids()
-        for job_id in sorted(self.ours_deleting - self.deleting_anywhere):
+        vanished = self.ours_deleting - self.deleting_anywhere
+        self.ours_deleting -= vanished
+        self.unconfirmed |= vanished
+
+    def confirm_gone(self) -> None:
+        for job_id in sorted(self.unconfirmed):
             status = self._status(job_id)
-            if status == DELETING:
+            if status == DELETING:  # the list lagged behind
+                self.ours_deleting.add(job_id)
                 self.deleting_anywhere.add(job_id)
-                continue
-            self.ours_deleting.discard(job_id)
-            if status is not None:  # deleted, then created again under the same id
+            elif status is not None:  # deleted, then created again under the same id
                 self.pending.appendleft(job_id)
+            self.unconfirmed.discard(job_id)
 
     # -- acting
 
@@ -382,19 +429,22 @@ class JobCleanup:
         if status == DELETING:
             logger.info("deletion already under way; waiting for it", extra={"jobId": job_id})
             return "deleting"
-        if not self.request.force and status not in TERMINAL_STATUSES:
-            raise ForceRequiredError(
-                f"Job {job_id!r} is {status}: without force only COMPLETED or CANCELED jobs "
-                "can be deleted, so it was left as it is. Cancel the job first, or set "
-                'force=True on IotJobCleanup (Force: "true") to delete it while it runs.'
-            ) from exc
+        self._require_deletable(job_id, status)
         raise CleanupError(
             f"IoT refused to delete job {job_id!r} (status {status}): "
             f"{_error_code(exc)}: {exc.response.get('Error', {}).get('Message', '')}"
         ) from exc
 
+    def _require_deletable(self, job_id: str, status: str) -> None:
+        if not self.request.force and status not in TERMINAL_STATUSES:
+            raise ForceRequiredError(
+                f"Job {job_id!r} is {status}: without force only COMPLETED or CANCELED jobs "
+                "can be deleted, so it was left as it is. Cancel the job first, or set "
+                'force=True on IotJobCleanup (Force: "true") to delete it while it runs.'
+            )
+
     def done(self) -> bool:
-        return not self.pending and not self.ours_deleting
+        return not self.pending and not self.ours_deleting and not self.unconfirmed
 
     def all_gone(self) -> bool:
         """Check every job not yet seen gone; requeue any that still exists.
@@ -403,7 +453,7 @@ class JobCleanup:
         someone else deleted, or created again, out of that order.
         """
         stragglers: list[str] = []
-        for job_id in self.request.job_ids:
+        for job_id in self.order:
             if job_id in self.seen_gone:
                 continue
             status = self._status(job_id)
@@ -428,6 +478,7 @@ class JobCleanup:
                     self.survey()
                     surveyed = True
                 self.start_deletions()
+                self.confirm_gone()
                 if self.done() and self.all_gone():
                     return True
                 pause = poll_interval
@@ -508,13 +559,22 @@ def handle_on_event(
     give_up_at = clock() + timing.total_timeout - timing.report_margin
     iot = IotJobs(client, request.namespace_id)
     cleanup = JobCleanup(iot, request, clock=clock, sleep=sleep, random=random)
+    result: dict[str, Any] = {"PhysicalResourceId": physical_id, DEADLINE_KEY: give_up_at}
     try:
-        cleanup.survey()
+        result[ORDER_KEY] = list(cleanup.plan())
         started = cleanup.start_deletions()
         logger.info("cleanup started", extra={"jobs": len(request.job_ids), "started": started})
-    except _TransientIotError as exc:
+    except _TransientIotError as exc:  # is_complete starts over, in list order
         logger.warning("transient IoT error; is_complete will retry", extra={"error": str(exc)})
-    return {"PhysicalResourceId": physical_id, DEADLINE_KEY: give_up_at}
+    return result
+
+
+def _planned_order(event: Mapping[str, Any], request: CleanupRequest) -> tuple[str, ...] | None:
+    """The order on_event planned, if the event carries one for exactly these jobs."""
+    order = event.get(ORDER_KEY)
+    if isinstance(order, list) and sorted(order) == sorted(request.job_ids):
+        return tuple(order)
+    return None
 
 
 def _log_dropped_jobs(event: Mapping[str, Any], request: CleanupRequest) -> None:
@@ -548,7 +608,8 @@ def handle_is_complete(
         window_end = give_up_at
     window_end = min(window_end, now + remaining_lambda_seconds - 5)
     iot = IotJobs(client, request.namespace_id)
-    cleanup = JobCleanup(iot, request, clock=clock, sleep=sleep, random=random)
+    order = _planned_order(event, request)
+    cleanup = JobCleanup(iot, request, clock=clock, sleep=sleep, random=random, order=order)
     if cleanup.run_until(window_end, timing.poll_interval):
         logger.info("every job is gone", extra={"jobs": len(request.job_ids), "iotCalls": iot.calls})
         return {"IsComplete": True}

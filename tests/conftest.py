@@ -59,9 +59,12 @@ class Iot:
     client: object
     lifecycle: DeletionLifecycle
 
-    def create_jobs(self, *job_ids: str, status: str = "COMPLETED", namespace_id: str | None = None) -> None:
+    def create_jobs(
+        self, *job_ids: str, status: str = "COMPLETED", namespace_id: str | None = None, things: int = 1
+    ) -> None:
+        targets = [f"{THING_ARN}-{index}" for index in range(things)]
         for job_id in job_ids:
-            self.lifecycle.create_job(job_id, targets=[THING_ARN], status=status, namespace_id=namespace_id)
+            self.lifecycle.create_job(job_id, targets=targets, status=status, namespace_id=namespace_id)
 
     def existing(self) -> set[str]:
         self.lifecycle.settle()

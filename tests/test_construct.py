@@ -199,7 +199,7 @@ def test_timing_reaches_the_waiter_the_service_timeout_and_the_handler() -> None
         {
             "Handler": "iot_job_cleanup_handler.is_complete",
             "Environment": {"Variables": {"QUERY_INTERVAL_SECONDS": "15", "TOTAL_TIMEOUT_SECONDS": "2700"}},
-            "Timeout": 60 + 15 + 60,
+            "Timeout": 300 + 15 + 60,  # the polling window, one query interval, a minute
         },
     )
 

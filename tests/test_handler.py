@@ -428,3 +428,81 @@ def test_the_lambda_entry_points_read_their_timing_from_the_environment(
     result = handler.on_event(request, Context())
     assert iot.status("ota-1") == "DELETION_IN_PROGRESS"
     assert handler.is_complete({**request, **result}, Context()) == {"IsComplete": False}
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+def deletions_in_order(iot: Iot) -> list[str]:
+    order: list[str] = []
+    iot.client.meta.events.register(
+        "before-call.iot.DeleteJob", lambda params, **_: order.append(params["url_path"].rsplit("/", 1)[-1])
+    )
+    return order
+
+
+def test_jobs_with_the_most_executions_are_deleted_first(iot: Iot, clock: SimClock) -> None:
+    """Deletion time grows with executions: the longest start first, so no long one runs last."""
+    for job_id, things in (("small-1", 1), ("big", 20), ("small-2", 1), ("medium", 5)):
+        iot.create_jobs(job_id, things=things)
+    order = deletions_in_order(iot)
+    request = event("Delete", ["small-1", "big", "small-2", "medium"])
+
+    result = handler.handle_on_event(request, client=iot.client, timing=TIMING, clock=clock)
+
+    assert result[handler.ORDER_KEY] == ["big", "medium", "small-1", "small-2"]
+    assert order == ["big", "medium", "small-1", "small-2"]
+
+
+def test_is_complete_follows_the_planned_order(iot: Iot, clock: SimClock) -> None:
+    ids = job_ids(14)
+    iot.create_jobs(*ids)
+    iot.create_jobs("big-1", "big-2", things=10)
+    order = deletions_in_order(iot)
+
+    outcome = run_delete(iot, clock, event("Delete", [*ids, "big-1", "big-2"]))
+
+    assert outcome.complete, outcome.error
+    assert order[:2] == ["big-1", "big-2"]
+    assert sorted(order) == sorted([*ids, "big-1", "big-2"])
+
+
+def test_an_order_in_the_event_that_does_not_match_the_jobs_is_ignored(iot: Iot, clock: SimClock) -> None:
+    iot.create_jobs("ota-1", "ota-2", "ota-3")
+    request = event("Delete", ["ota-1", "ota-2", "ota-3"])
+    waiter_input = {**request, handler.ORDER_KEY: ["ota-2", "someone-else"]}
+
+    result = handler.handle_is_complete(
+        waiter_input, client=iot.client, timing=TIMING, clock=clock, sleep=clock.sleep
+    )
+
+    assert result == {"IsComplete": True}
+    assert iot.existing() == set()
+
+
+def test_a_job_that_needs_force_fails_before_anything_is_deleted(iot: Iot, clock: SimClock) -> None:
+    iot.create_jobs("ota-1", "ota-2")
+    iot.create_jobs("ota-running", status="IN_PROGRESS")
+
+    outcome = run_delete(iot, clock, event("Delete", ["ota-1", "ota-running", "ota-2"]))
+
+    assert isinstance(outcome.error, ForceRequiredError)
+    assert iot.lifecycle.calls["DeleteJob"] == 0
+    assert iot.existing() == {"ota-1", "ota-2", "ota-running"}
+
+
+def test_a_freed_slot_is_reused_before_the_finished_job_is_confirmed_gone(iot: Iot, clock: SimClock) -> None:
+    ids = job_ids(11)
+    iot.create_jobs(*ids)
+    calls: list[str] = []
+    for operation in ("DeleteJob", "DescribeJob"):
+        iot.client.meta.events.register(
+            f"before-call.iot.{operation}",
+            lambda params, model, **_: calls.append(f"{model.name} {params['url_path'].rsplit('/', 1)[-1]}"),
+        )
+
+    outcome = run_delete(iot, clock, event("Delete", ids))
+
+    assert outcome.complete, outcome.error
+    first_confirmation = calls.index("DescribeJob ota-000", calls.index("DeleteJob ota-009"))
+    assert calls.index("DeleteJob ota-010") < first_confirmation

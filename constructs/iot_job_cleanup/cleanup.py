@@ -31,7 +31,7 @@ JOB_ID_PATTERN = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 NAMESPACE_ID_PATTERN = re.compile(r"[a-zA-Z0-9_-]+")
 MAX_TOTAL_TIMEOUT = Duration.hours(1)  # the Provider's maximum and CloudFormation's limit
 POLL_INTERVAL = Duration.seconds(2)
-POLL_WINDOW = Duration.seconds(60)
+POLL_WINDOW = Duration.seconds(300)
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 # IAM counts a managed policy's size resolved and without white space: at most 6,144
 # characters. A job ARN resolves to at most 51 characters around its id (partition
@@ -248,8 +248,8 @@ class _CleanupProvider(Construct):
             )
 
         on_event = handler("OnEvent", "on_event", Duration.minutes(2))
-        # One invocation polls for up to POLL_WINDOW, or up to the give-up time when
-        # that falls within the next query interval.
+        # One invocation polls for up to POLL_WINDOW, or up to the give-up time when that
+        # falls within the next query interval.
         is_complete = handler(
             "IsComplete", "is_complete", POLL_WINDOW.plus(query_interval).plus(Duration.seconds(60))
         )

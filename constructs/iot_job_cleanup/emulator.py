@@ -72,6 +72,18 @@ class DeletionTime:
         return self.base_seconds + self.per_target_seconds * len(job.targets or [])
 
 
+def _count_executions(job: FakeJob, status: str) -> None:
+    """moto reports one queued execution per job; report one per target, in a state that
+    fits the job's (DescribeJob's jobProcessDetails is where the execution count shows)."""
+    bucket = (
+        "numberOfInProgressThings" if status in ("IN_PROGRESS", "SCHEDULED") else "numberOfSucceededThings"
+    )
+    job.job_process_details = {
+        **{key: 0 for key in job.job_process_details if key.startswith("numberOf")},
+        bucket: len(job.targets or []),
+    }
+
+
 @dataclass
 class OutsideDeletion:
     job_id: str
@@ -230,6 +242,7 @@ class DeletionLifecycle:
             )
             job = self.backend.jobs[job_id]
             job.status = status
+            _count_executions(job, status)
             self.record_namespace(job_id, namespace_id)
             return job
 
@@ -395,7 +408,14 @@ class LifecycleClient:
 
     def describe_job(self, jobId: str) -> dict[str, Any]:  # noqa: N803 (boto3's names)
         job = self._run("DescribeJob", lambda: self.lifecycle.describe_job(jobId))
-        return {"job": {"jobId": job.job_id, "status": job.status, "targets": list(job.targets)}}
+        return {
+            "job": {
+                "jobId": job.job_id,
+                "status": job.status,
+                "targets": list(job.targets),
+                "jobProcessDetails": dict(job.job_process_details),
+            }
+        }
 
     def delete_job(self, jobId: str, force: bool = False, namespaceId: str | None = None) -> dict[str, Any]:  # noqa: N803
         self._run("DeleteJob", lambda: self.lifecycle.delete_job(jobId, force, namespaceId))

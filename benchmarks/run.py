@@ -1,0 +1,305 @@
+"""The cleanup benchmark: `make bench`.
+
+Runs the real handler code (lambda/iot_job_cleanup_handler.py) through the Provider
+contract against the documented IoT DeleteJob lifecycle, in simulated time, beside two
+naive contenders, over the scenarios below. Writes benchmarks/RESULTS.md and
+benchmarks/makespan_vs_bound.png; the last line printed is the worst makespan/bound of
+our handler.
+
+No cleanup of N jobs can end sooner than ``bound = max(max T_i, sum T_i / slots)``, where
+slots is 10 less what outside deletions hold. CloudFormation's 1-hour cap is not applied
+here (``total_timeout`` is set far out); scenarios whose bound exceeds it are marked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+from moto.iot.models import IoTBackend
+
+from benchmarks.simulation import (
+    ResourceRun,
+    SimTime,
+    peak_per_second,
+    run_handler,
+    run_one_shot,
+    run_sequential,
+)
+from iot_job_cleanup.emulator import DeletionLifecycle, DeletionTime
+
+HERE = Path(__file__).resolve().parent
+ONE_HOUR = 3600.0
+MIX = (30.0, 120.0, 600.0)
+# IoT: deletion "can take time, depending on the number of job executions created for the
+# job". Here a job has one execution per 30 s of deletion: 1, 4 or 20 target things.
+SECONDS_PER_EXECUTION = 30.0
+ACCOUNT, REGION = "123456789012", "us-east-1"
+CONTENDERS = ("handler", "sequential", "one-shot")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    jobs_per_resource: int
+    deletion: float | None  # seconds, or None for a mix of 30 s, 2 min and 10 min
+    resources: int = 1
+    outside_slots: int = 0  # slots other stacks hold for the whole run
+
+    def deletion_times(self, seed: int) -> dict[str, float]:
+        rng = random.Random(seed)
+        return {
+            job_id: self.deletion if self.deletion is not None else rng.choice(MIX)
+            for job_id in self.job_ids()
+        }
+
+    def job_ids(self) -> list[str]:
+        return [
+            f"r{resource}-job-{index:04d}"
+            for resource in range(self.resources)
+            for index in range(self.jobs_per_resource)
+        ]
+
+    def bound(self, times: dict[str, float]) -> float:
+        return max(max(times.values()), sum(times.values()) / (10 - self.outside_slots))
+
+
+def scenarios() -> list[Scenario]:
+    table = []
+    for deletion, label in ((30.0, "30s"), (120.0, "2min"), (600.0, "10min"), (None, "mix")):
+        for count in (1, 10, 100, 500):
+            table.append(Scenario(f"N={count} T={label}", count, deletion))
+    table.append(Scenario("K=5x40 T=2min", 40, 120.0, resources=5))
+    table.append(Scenario("K=5x40 T=mix", 40, None, resources=5))
+    table.append(Scenario("N=100 T=2min, 5 slots held", 100, 120.0, outside_slots=5))
+    table.append(Scenario("K=5x40 T=30s, 3 slots held", 40, 30.0, resources=5, outside_slots=3))
+    return table
+
+
+@dataclass
+class Result:
+    scenario: Scenario
+    contender: str
+    bound: float
+    runs: list[ResourceRun]
+    jobs_left: int  # jobs still there when the contender reported success
+    wall_seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def makespan(self) -> float:
+        return max((run.finished or 0.0) - run.started for run in self.runs)
+
+    @property
+    def ratio(self) -> float:
+        return self.makespan / self.bound
+
+    @property
+    def jobs(self) -> int:
+        return sum(len(run.job_ids) for run in self.runs)
+
+    @property
+    def calls(self) -> int:
+        return sum(run.log.count() for run in self.runs)
+
+    @property
+    def calls_per_second_per_resource(self) -> float:
+        return max(run.log.count() / max((run.finished or 0.0) - run.started, 1e-9) for run in self.runs)
+
+    @property
+    def failures(self) -> int:
+        return sum(1 for run in self.runs if run.failure)
+
+    @property
+    def longest_slot_wait(self) -> float:
+        """The longest time any resource went without starting a deletion while it had jobs left."""
+        waits = []
+        for run in self.runs:
+            starts = [run.started, *run.log.deletions_started()]
+            waits.append(max((b - a for a, b in itertools.pairwise(starts)), default=0.0))
+        return max(waits)
+
+
+def run_contender(
+    scenario: Scenario, contender: str, handler: object, *, seed: int = 7, latency: float = 0.05
+) -> Result:
+    times = scenario.deletion_times(seed)
+    sim = SimTime()
+    lifecycle = DeletionLifecycle(
+        backend=IoTBackend(REGION, ACCOUNT),
+        clock=sim.now,
+        deletion_time=DeletionTime(base_seconds=0.0, per_target_seconds=SECONDS_PER_EXECUTION),
+    )
+    for job_id, seconds in times.items():
+        things = round(seconds / SECONDS_PER_EXECUTION)
+        lifecycle.create_job(
+            job_id, targets=[f"arn:aws:iot:{REGION}:{ACCOUNT}:thing/device-{i}" for i in range(things)]
+        )
+    if scenario.outside_slots:
+        lifecycle.hold_slots(scenario.outside_slots, seconds=1e9)
+    ids = scenario.job_ids()
+    per = scenario.jobs_per_resource
+    runs = [ResourceRun(job_ids=ids[k * per : (k + 1) * per]) for k in range(scenario.resources)]
+    timing = handler.Timing(total_timeout=1e9)  # measure without CloudFormation's 1-hour cap
+    lambda_timeout = timing.poll_window + timing.query_interval + 60
+    actors: list[Callable[[], None]] = []
+    for k, run in enumerate(runs):
+        if contender == "handler":
+            actor = partial(
+                run_handler,
+                handler,
+                lifecycle,
+                sim,
+                run,
+                timing=timing,
+                latency=latency,
+                seed=seed + k,
+                lambda_timeout=lambda_timeout,
+                logical_id=f"Cleanup{k}",
+            )
+        elif contender == "sequential":
+            actor = partial(run_sequential, lifecycle, sim, run, poll=timing.query_interval, latency=latency)
+        else:
+            actor = partial(run_one_shot, lifecycle, sim, run, latency=latency, seed=seed + k)
+        actors.append(actor)
+    began = time.perf_counter()
+    sim.run(actors)
+    wall = time.perf_counter() - began
+    lifecycle.settle()
+    left = sum(1 for job_id in ids if job_id in lifecycle.backend.jobs)
+    return Result(scenario, contender, scenario.bound(times), runs, left, wall)
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def _fmt_seconds(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 120 else f"{seconds:.0f} s"
+
+
+def table(results: list[Result]) -> str:
+    header = (
+        "| scenario | contender | makespan | bound | makespan/bound | IoT calls/job | peak calls/s "
+        "| calls/s per resource | invocations | Lambda s per cleanup | longest slot wait | failures |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n"
+    )
+    rows = []
+    for r in results:
+        over = " ⚠ >1 h" if r.bound > ONE_HOUR else ""
+        if r.contender == "one-shot":
+            failed = sum(len(run.jobs_failed) for run in r.runs)
+            failures = f"{failed} failed, {r.jobs_left} left behind"
+        else:
+            failures = f"{r.failures} resources failed" if r.failures else "none"
+        rows.append(
+            f"| {r.scenario.name}{over} | {r.contender} | {_fmt_seconds(r.makespan)} "
+            f"| {_fmt_seconds(r.bound)} "
+            f"| {r.ratio:.3f} | {r.calls / r.jobs:.1f} | {peak_per_second([run.log for run in r.runs])} "
+            f"| {r.calls_per_second_per_resource:.2f} | {sum(run.invocations for run in r.runs)} "
+            f"| {sum(run.lambda_seconds for run in r.runs) / len(r.runs):.0f} "
+            f"| {_fmt_seconds(r.longest_slot_wait)} | {failures} |"
+        )
+    return header + "\n".join(rows) + "\n"
+
+
+def plot(results: list[Result], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(8, 5))
+    for contender, marker in (("handler", "o"), ("sequential", "s")):
+        for deletion, label in ((30.0, "30 s"), (120.0, "2 min"), (600.0, "10 min"), (None, "mix")):
+            points = sorted(
+                (r.scenario.jobs_per_resource, r.ratio)
+                for r in results
+                if r.contender == contender
+                and r.scenario.deletion == deletion
+                and r.scenario.resources == 1
+                and not r.scenario.outside_slots
+            )
+            if points:
+                xs, ys = zip(*points, strict=True)
+                style = "-" if contender == "handler" else ":"
+                axis.plot(xs, ys, style, marker=marker, label=f"{contender}, T={label}")
+    axis.axhline(1.10, color="grey", linewidth=0.8, linestyle="--", label="1.10 target")
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel("jobs in one resource (N)")
+    axis.set_ylabel("makespan / bound")
+    axis.set_title("IoT job cleanup: makespan against the 10-slot lower bound")
+    axis.legend(fontsize=7, ncol=2)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", help="run only scenarios whose name contains this text")
+    parser.add_argument("--contenders", default=",".join(CONTENDERS))
+    parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md and the plot")
+    args = parser.parse_args(argv)
+    import iot_job_cleanup_handler as handler
+
+    results = []
+    for scenario in scenarios():
+        if args.only and args.only not in scenario.name:
+            continue
+        for contender in args.contenders.split(","):
+            result = run_contender(scenario, contender, handler)
+            results.append(result)
+            print(
+                f"{scenario.name:<30} {contender:<10} makespan {_fmt_seconds(result.makespan):>9} "
+                f"bound {_fmt_seconds(result.bound):>9} ratio {result.ratio:7.3f} "
+                f"calls/job {result.calls / result.jobs:5.1f} left {result.jobs_left:3d} "
+                f"({result.wall_seconds:.1f} s)",
+                flush=True,
+            )
+    ours = [r for r in results if r.contender == "handler"]
+    if not args.no_write:
+        (HERE / "RESULTS.md").write_text(results_markdown(results))
+        plot(results, HERE / "makespan_vs_bound.png")
+    if ours:
+        print(f"worst makespan/bound: {max(r.ratio for r in ours):.3f}")
+    return 0
+
+
+def results_markdown(results: list[Result]) -> str:
+    ours = [r for r in results if r.contender == "handler"]
+    worst = max(ours, key=lambda r: r.ratio) if ours else None
+    lines = [
+        "# Benchmark results",
+        "",
+        "Written by `make bench` (benchmarks/run.py); rerun it to reproduce. Simulated time: each IoT",
+        "call takes 50 ms, deletions take T, 10 slots per account and region, the Provider calls",
+        "`is_complete` every 10 s. ⚠ marks scenarios whose bound exceeds CloudFormation's 1-hour cap:",
+        "one `cdk destroy` cannot finish them (it fails naming the jobs left; the next destroy resumes).",
+        "",
+        "- **handler**: lambda/iot_job_cleanup_handler.py, through on_event / is_complete.",
+        "- **sequential**: delete a job, poll DescribeJob every 10 s until it is gone, then the next.",
+        "- **one-shot**: one DeleteJob per job, all at once, each with botocore's standard retries (3",
+        "  attempts), as one AwsCustomResource per job would; it reports success when the calls return.",
+        "  Its makespan is when it reported; `left behind` counts jobs still there at that moment.",
+        "",
+        "Columns: IoT calls/job over all calls; peak calls/s over all resources; calls/s per resource is",
+        "the highest of any resource over its own run; Lambda s per cleanup is the handlers' busy time per",
+        "resource; longest slot wait is the longest time a resource started no deletion.",
+        "",
+        table(results),
+    ]
+    if worst:
+        lines.append(f"Worst makespan/bound of the handler: **{worst.ratio:.3f}** ({worst.scenario.name}).\n")
+    lines.append("![makespan/bound against N](makespan_vs_bound.png)\n")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
