@@ -3,6 +3,7 @@
 #               then rehearse its deploy and destroy against an IoT endpoint on loopback
 #               (REHEARSE_ARGS="--scenario contended" for other stacks holding every slot)
 #   make test   set up, then every test (lint included)
+#   make bench  set up, then the cleanup benchmark in simulated time (benchmarks/RESULTS.md)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 PYTHON ?= python3
@@ -17,7 +18,7 @@ export CDK_DISABLE_VERSION_CHECK := 1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup demo synth test lint wheel clean
+.PHONY: setup demo synth test lint bench wheel clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -44,6 +45,9 @@ lint: setup
 
 test: lint
 	$(BIN)/python -m pytest
+
+bench: setup
+	PYTHONPATH=$(CURDIR)/constructs:$(CURDIR)/lambda:$(CURDIR) $(BIN)/python -m benchmarks.run
 
 wheel: setup
 	$(BIN)/python -m build --wheel --outdir dist .

@@ -1,0 +1,100 @@
+"""The benchmark's own machinery: simulated time, the contenders, the bound."""
+
+from __future__ import annotations
+
+import pytest
+from moto.iot.models import IoTBackend
+
+import iot_job_cleanup_handler as handler
+from benchmarks.run import Scenario, run_contender
+from benchmarks.simulation import ResourceRun, SimTime, run_one_shot, run_sequential
+from iot_job_cleanup.emulator import DeletionLifecycle, DeletionTime
+
+
+def test_sim_time_interleaves_actors_by_wake_time_and_returns_their_results() -> None:
+    sim = SimTime(start=100.0)
+    trace: list[tuple[str, float]] = []
+
+    def actor(name: str, pauses: list[float]) -> str:
+        for pause in pauses:
+            sim.sleep(pause)
+            trace.append((name, sim.now()))
+        return name
+
+    results = sim.run([lambda: actor("a", [5, 5]), lambda: actor("b", [3, 4, 4])])
+
+    assert results == ["a", "b"]
+    assert trace == [("b", 103), ("a", 105), ("b", 107), ("a", 110), ("b", 111)]
+    assert sim.now() == 111
+
+
+def test_sim_time_passes_an_actor_error_to_the_caller() -> None:
+    sim = SimTime()
+
+    def broken() -> None:
+        sim.sleep(1)
+        raise ValueError("actor broke")
+
+    with pytest.raises(ValueError, match="actor broke"):
+        sim.run([broken, lambda: sim.sleep(5)])
+
+
+def lifecycle_for(sim: SimTime, seconds: float, count: int) -> tuple[DeletionLifecycle, list[str]]:
+    lifecycle = DeletionLifecycle(
+        IoTBackend("us-east-1", "123456789012"), clock=sim.now, deletion_time=DeletionTime(seconds)
+    )
+    ids = [f"job-{index}" for index in range(count)]
+    for job_id in ids:
+        lifecycle.create_job(job_id, targets=["arn:aws:iot:us-east-1:123456789012:thing/t"])
+    return lifecycle, ids
+
+
+def test_sequential_deletes_one_job_at_a_time() -> None:
+    sim = SimTime()
+    lifecycle, ids = lifecycle_for(sim, 30, 2)
+    run = ResourceRun(job_ids=ids)
+
+    sim.run([lambda: run_sequential(lifecycle, sim, run, poll=10, latency=0)])
+
+    # job-0: deleted at 0, still there at 0, 10, 20, gone at 30; job-1: 30 to 60.
+    assert run.finished == 60
+    assert run.log.by_operation() == {"delete_job": 2, "describe_job": 8}
+
+
+def test_one_shot_fails_past_the_ten_slots_after_botocore_retries_and_leaves_jobs_behind() -> None:
+    sim = SimTime()
+    lifecycle, ids = lifecycle_for(sim, 120, 12)
+    run = ResourceRun(job_ids=ids)
+
+    sim.run([lambda: run_one_shot(lifecycle, sim, run, latency=0, seed=1)])
+
+    assert len(run.jobs_failed) == 2 and set(run.jobs_failed) <= set(ids)
+    assert run.log.by_operation()["delete_job"] == 10 + 2 * 3  # botocore standard: 3 attempts
+    assert run.finished is not None and run.finished < 20  # retries last seconds, the limit minutes
+    lifecycle.settle()
+    assert len(lifecycle.backend.jobs) == 12  # none gone when it reported
+
+
+def test_the_bound_counts_only_the_slots_outside_deletions_leave_free() -> None:
+    scenario = Scenario("x", jobs_per_resource=20, deletion=60.0, resources=2, outside_slots=5)
+    times = scenario.deletion_times(seed=1)
+
+    assert len(times) == 40
+    assert scenario.bound(times) == 40 * 60 / 5
+    assert Scenario("y", 3, 600.0).bound(Scenario("y", 3, 600.0).deletion_times(1)) == 600
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    # Instances whose bound is achievable: whole rounds of equal deletions through the free slots.
+    [Scenario("N=30 T=2min", 30, 120.0), Scenario("K=4x10 T=2min", 10, 120.0, resources=4, outside_slots=2)],
+    ids=lambda s: s.name,
+)
+def test_the_handler_keeps_the_slots_full_in_simulated_time(scenario: Scenario) -> None:
+    result = run_contender(scenario, "handler", handler)
+
+    assert result.failures == 0
+    assert result.jobs_left == 0
+    assert 1.0 <= result.ratio <= 1.10
+    assert result.calls_per_second_per_resource <= 2.0
+    assert result.finish_times[-1] - result.finish_times[0] <= 0.1 * result.bound  # no resource starved
