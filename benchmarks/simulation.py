@@ -28,6 +28,7 @@ from botocore.retries.standard import (
 )
 
 from iot_job_cleanup.emulator import DeletionLifecycle, LifecycleClient
+from iot_job_cleanup.provider import replay_delete
 
 __all__ = [
     "CallLog",
@@ -205,22 +206,27 @@ def run_handler(
     common = {"client": client, "timing": timing, "clock": sim.now, "sleep": sim.sleep, "random": rng.random}
     run.started = sim.now()
 
-    def invoke(
-        function: Callable[..., dict[str, Any]], event: dict[str, Any], **extra: Any
-    ) -> dict[str, Any]:
-        began = sim.now()
-        try:
-            return function(event, **common, **extra)
-        finally:
-            run.invocations += 1
-            run.lambda_seconds += sim.now() - began
+    def timed(function: Callable[..., dict[str, Any]], **extra: Any) -> Callable[[Any], dict[str, Any]]:
+        """One Lambda invocation: counted, and its duration added to the Lambda seconds."""
+
+        def invoke(event: Any) -> dict[str, Any]:
+            began = sim.now()
+            try:
+                return function(event, **common, **extra)
+            finally:
+                run.invocations += 1
+                run.lambda_seconds += sim.now() - began
+
+        return invoke
 
     try:
-        waiter_input = {**request, **invoke(handler.handle_on_event, request)}
-        while not invoke(handler.handle_is_complete, waiter_input, remaining_lambda_seconds=lambda_timeout)[
-            "IsComplete"
-        ]:
-            sim.sleep(timing.query_interval)
+        replay_delete(
+            request,
+            timed(handler.handle_on_event),
+            timed(handler.handle_is_complete, remaining_lambda_seconds=lambda_timeout),
+            sleep=sim.sleep,
+            query_interval=timing.query_interval,
+        )
     except Exception as exc:  # the Provider turns any exception into a failed resource
         run.failure = f"{type(exc).__name__}: {exc}"
     run.finished = sim.now()

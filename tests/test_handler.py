@@ -13,6 +13,7 @@ import pytest
 
 import iot_job_cleanup_handler as handler
 from conftest import Iot, SimClock, fail_calls
+from iot_job_cleanup.provider import replay_delete
 from iot_job_cleanup_handler import (
     DEADLINE_KEY,
     Backoff,
@@ -60,16 +61,23 @@ def run_delete(iot: Iot, clock: SimClock, request: dict[str, Any], timing: Timin
         "sleep": clock.sleep,
         "random": lambda: 0.5,
     }
+    invocations = []
+
+    def invoke(function: Any) -> Any:
+        return lambda event: invocations.append(function.__name__) or function(event, **kwargs)
+
     try:
-        result = handler.handle_on_event(request, **kwargs)
-        waiter_input = {**request, **result}
-        for invocation in range(1, 10_000):
-            if handler.handle_is_complete(waiter_input, **kwargs)["IsComplete"]:
-                return Outcome(True, invocation, clock() - start)
-            clock.sleep(timing.query_interval)
+        replay_delete(
+            request,
+            invoke(handler.handle_on_event),
+            invoke(handler.handle_is_complete),
+            sleep=clock.sleep,
+            query_interval=timing.query_interval,
+            max_attempts=10_000,
+        )
     except Exception as exc:  # the Provider reports any exception as FAILED
-        return Outcome(False, 0, clock() - start, exc)
-    raise AssertionError("the waiter never finished")
+        return Outcome(False, len(invocations), clock() - start, exc)
+    return Outcome(True, len(invocations), clock() - start)
 
 
 def job_ids(count: int, prefix: str = "ota") -> list[str]:

@@ -36,6 +36,7 @@ from moto.server import ThreadedMotoServer
 
 from .cleanup import RESOURCE_TYPE
 from .emulator import DeletionLifecycle, DeletionTime, emulated_iot
+from .provider import replay_delete
 
 __all__ = ["RehearsalError", "main", "rehearse"]
 
@@ -346,31 +347,39 @@ def destroy_resource(cleanup: CleanupResource, outcome: Outcome, endpoint: str, 
     start = clock.now()
     try:
         outcome.state = "deleting"
-        outcome.invocations = 1
-        result = on_event_module.handle_on_event(
-            request,
-            client=iot_client(endpoint, on_event_module.CLIENT_CONFIG),
-            timing=on_event_module.Timing.from_environment(cleanup.on_event.environment),
-            clock=clock.now,
-            sleep=clock.sleep,
-        )
-        waiter_input = {**request, **result}
-        client = iot_client(endpoint, is_complete_module.CLIENT_CONFIG)
-        for _ in range(attempts + 1):
+        on_event_client = iot_client(endpoint, on_event_module.CLIENT_CONFIG)
+        is_complete_client = iot_client(endpoint, is_complete_module.CLIENT_CONFIG)
+
+        def on_event(event: Mapping[str, Any]) -> Mapping[str, Any]:
             outcome.invocations += 1
-            answer = is_complete_module.handle_is_complete(
-                waiter_input,
-                client=client,
+            return on_event_module.handle_on_event(
+                event,
+                client=on_event_client,
+                timing=on_event_module.Timing.from_environment(cleanup.on_event.environment),
+                clock=clock.now,
+                sleep=clock.sleep,
+            )
+
+        def is_complete(event: Mapping[str, Any]) -> Mapping[str, Any]:
+            outcome.invocations += 1
+            return is_complete_module.handle_is_complete(
+                event,
+                client=is_complete_client,
                 timing=timing,
                 remaining_lambda_seconds=cleanup.is_complete.timeout_seconds,
                 clock=clock.now,
                 sleep=clock.sleep,
             )
-            if answer["IsComplete"]:
-                outcome.state = "complete"
-                return
-            clock.sleep(timing.query_interval)
-        outcome.state, outcome.reason = "failed", "Operation timed out"  # the Provider's onTimeout
+
+        replay_delete(
+            request,
+            on_event,
+            is_complete,
+            sleep=clock.sleep,
+            query_interval=timing.query_interval,
+            max_attempts=attempts,
+        )
+        outcome.state = "complete"
     except Exception as exc:  # the Provider reports any exception as FAILED with its message
         outcome.state, outcome.reason = "failed", str(exc)
     finally:
