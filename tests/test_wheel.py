@@ -46,6 +46,7 @@ def test_a_wheel_installed_in_a_new_venv_synthesizes_a_stack_outside_the_repo(tm
     installed_at = run(venv / "bin" / "python", "app.py", cwd=user, env=env).strip().splitlines()[-1]
 
     assert installed_at.startswith(str(venv)), installed_at
+    assert (venv / "bin" / "iot-job-cleanup-rehearse").is_file()
     template = json.loads((user / "cdk.out" / "UserStack.template.json").read_text())
     (resource,) = [r for r in template["Resources"].values() if r["Type"] == "Custom::IotJobCleanup"]
     assert resource["Properties"]["JobIds"] == ["ota-2026-11", "ota-2026-12"]
