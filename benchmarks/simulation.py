@@ -191,6 +191,7 @@ def run_handler(
     latency: float,
     seed: int,
     lambda_timeout: float,
+    on_event_timeout: float = 120.0,
     logical_id: str = "Cleanup",
 ) -> None:
     """The Provider contract: on_event once, then is_complete every query interval."""
@@ -222,7 +223,7 @@ def run_handler(
     try:
         replay_delete(
             request,
-            timed(handler.handle_on_event),
+            timed(handler.handle_on_event, remaining_lambda_seconds=on_event_timeout),
             timed(handler.handle_is_complete, remaining_lambda_seconds=lambda_timeout),
             sleep=sim.sleep,
             query_interval=timing.query_interval,

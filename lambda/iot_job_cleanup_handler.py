@@ -68,6 +68,9 @@ TRANSIENT_CODES = frozenset(
     }
 )
 STATUSES_IN_TIMEOUT_MESSAGE = 20
+# A Lambda timeout is a failed resource (the Provider reports it as FAILED): every loop
+# stops this many seconds before the invocation's own timeout.
+LAMBDA_MARGIN = 10.0
 
 
 class CleanupError(Exception):
@@ -295,10 +298,12 @@ class JobCleanup:
         sleep: Callable[[float], None] = time.sleep,
         random: Callable[[], float] = _random.random,
         order: tuple[str, ...] | None = None,
+        hard_stop: float = math.inf,
     ) -> None:
         self.iot = iot
         self.request = request
         self.order = order or request.job_ids
+        self.hard_stop = hard_stop  # the Lambda's own timeout, less a margin: never run past it
         self.clock = clock
         self.sleep = sleep
         self.backoff = Backoff(random=random)
@@ -318,7 +323,11 @@ class JobCleanup:
         """
         touched: list[str] = []
         untouched: list[tuple[int, int, str]] = []
+        unplanned: list[str] = []  # not described before the hard stop: they keep list order
         for position, job_id in enumerate(self.request.job_ids):
+            if self.clock() >= self.hard_stop:
+                unplanned.append(job_id)
+                continue
             job = self.iot.describe(job_id)
             if job is None:
                 self.seen_gone.add(job_id)
@@ -329,7 +338,7 @@ class JobCleanup:
             else:
                 self._require_deletable(job_id, job["status"])
                 untouched.append((-execution_count(job), position, job_id))
-        self.pending = deque(job_id for *_, job_id in sorted(untouched))
+        self.pending = deque([*(job_id for *_, job_id in sorted(untouched)), *unplanned])
         self.order = (*touched, *self.pending)
         self.deleting_anywhere = self.iot.deleting_job_ids() | self.ours_deleting
         return self.order
@@ -392,7 +401,9 @@ class JobCleanup:
     def start_deletions(self) -> int:
         """Start deletions while slots are free; returns how many were started."""
         started = 0
-        while self.pending and self.free_slots() > 0 and self.clock() >= self.no_delete_before:
+        while (
+            self.pending and self.free_slots() > 0 and self.no_delete_before <= self.clock() < self.hard_stop
+        ):
             job_id = self.pending[0]
             outcome = self._delete(job_id)
             if outcome == "limit":
@@ -456,6 +467,8 @@ class JobCleanup:
         for job_id in self.order:
             if job_id in self.seen_gone:
                 continue
+            if self.clock() >= self.hard_stop:
+                return False  # the next invocation checks again
             status = self._status(job_id)
             if status == DELETING:
                 self.ours_deleting.add(job_id)
@@ -544,6 +557,7 @@ def handle_on_event(
     *,
     client: Any,
     timing: Timing,
+    remaining_lambda_seconds: float = math.inf,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
     random: Callable[[], float] = _random.random,
@@ -556,9 +570,11 @@ def handle_on_event(
         return {"PhysicalResourceId": physical_id}
     if request_type != "Delete":
         raise CleanupError(f"RequestType {request_type!r} is not Create, Update or Delete.")
-    give_up_at = clock() + timing.total_timeout - timing.report_margin
+    now = clock()
+    give_up_at = now + timing.total_timeout - timing.report_margin
     iot = IotJobs(client, request.namespace_id)
-    cleanup = JobCleanup(iot, request, clock=clock, sleep=sleep, random=random)
+    hard_stop = now + remaining_lambda_seconds - LAMBDA_MARGIN
+    cleanup = JobCleanup(iot, request, clock=clock, sleep=sleep, random=random, hard_stop=hard_stop)
     result: dict[str, Any] = {"PhysicalResourceId": physical_id, DEADLINE_KEY: give_up_at}
     try:
         result[ORDER_KEY] = list(cleanup.plan())
@@ -606,10 +622,13 @@ def handle_is_complete(
     last_chance = window_end + timing.query_interval >= give_up_at
     if last_chance:
         window_end = give_up_at
-    window_end = min(window_end, now + remaining_lambda_seconds - 5)
+    hard_stop = now + remaining_lambda_seconds - LAMBDA_MARGIN
+    window_end = min(window_end, hard_stop)
     iot = IotJobs(client, request.namespace_id)
     order = _planned_order(event, request)
-    cleanup = JobCleanup(iot, request, clock=clock, sleep=sleep, random=random, order=order)
+    cleanup = JobCleanup(
+        iot, request, clock=clock, sleep=sleep, random=random, order=order, hard_stop=hard_stop
+    )
     if cleanup.run_until(window_end, timing.poll_interval):
         logger.info("every job is gone", extra={"jobs": len(request.job_ids), "iotCalls": iot.calls})
         return {"IsComplete": True}
@@ -625,7 +644,12 @@ def handle_is_complete(
 
 
 def on_event(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-    return handle_on_event(event, client=_iot_client(), timing=Timing.from_environment())
+    return handle_on_event(
+        event,
+        client=_iot_client(),
+        timing=Timing.from_environment(),
+        remaining_lambda_seconds=_remaining_lambda_seconds(context),
+    )
 
 
 def is_complete(event: Mapping[str, Any], context: Any) -> dict[str, Any]:

@@ -514,3 +514,46 @@ def test_a_freed_slot_is_reused_before_the_finished_job_is_confirmed_gone(iot: I
     assert outcome.complete, outcome.error
     first_confirmation = calls.index("DescribeJob ota-000", calls.index("DeleteJob ota-009"))
     assert calls.index("DeleteJob ota-010") < first_confirmation
+
+
+# --------------------------------------------------------------------------- the Lambda's own timeout
+
+
+def slow_iot(iot: Iot, clock: SimClock, seconds_per_call: float) -> None:
+    """Every IoT call takes this long, as a throttled or distant endpoint would."""
+    iot.client.meta.events.register(
+        "before-call.iot.*", lambda **_: setattr(clock, "now", clock.now + seconds_per_call)
+    )
+
+
+def test_on_event_never_runs_past_its_lambda_timeout_and_plans_every_job(iot: Iot, clock: SimClock) -> None:
+    ids = job_ids(60)
+    iot.create_jobs(*ids)
+    slow_iot(iot, clock, seconds_per_call=1.0)
+    start = clock()
+
+    result = handler.handle_on_event(
+        event("Delete", ids), client=iot.client, timing=TIMING, remaining_lambda_seconds=40, clock=clock
+    )
+
+    assert clock() - start <= 40 - handler.LAMBDA_MARGIN + 1  # the call under way when it stopped
+    assert sorted(result[handler.ORDER_KEY]) == sorted(ids)  # the jobs it could not describe keep list order
+    assert result[handler.ORDER_KEY][-10:] == ids[-10:]
+
+
+def test_is_complete_never_runs_past_its_lambda_timeout(iot: Iot, clock: SimClock) -> None:
+    ids = job_ids(80)  # none exists: the final sweep alone would take 80 s
+    slow_iot(iot, clock, seconds_per_call=1.0)
+    start = clock()
+
+    result = handler.handle_is_complete(
+        event("Delete", ids),
+        client=iot.client,
+        timing=TIMING,
+        remaining_lambda_seconds=60,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+
+    assert result == {"IsComplete": False}
+    assert clock() - start <= 60 - handler.LAMBDA_MARGIN + 1

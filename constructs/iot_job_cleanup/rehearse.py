@@ -356,6 +356,7 @@ def destroy_resource(cleanup: CleanupResource, outcome: Outcome, endpoint: str, 
                 event,
                 client=on_event_client,
                 timing=on_event_module.Timing.from_environment(cleanup.on_event.environment),
+                remaining_lambda_seconds=cleanup.on_event.timeout_seconds,
                 clock=clock.now,
                 sleep=clock.sleep,
             )
