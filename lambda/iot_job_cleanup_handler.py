@@ -68,6 +68,7 @@ TRANSIENT_CODES = frozenset(
     }
 )
 STATUSES_IN_TIMEOUT_MESSAGE = 20
+FAST_POLL_INTERVAL = 0.5  # while one of our deletions is expected to finish
 # A Lambda timeout is a failed resource (the Provider reports it as FAILED): every loop
 # stops this many seconds before the invocation's own timeout.
 LAMBDA_MARGIN = 10.0
@@ -313,6 +314,9 @@ class JobCleanup:
         self.seen_gone: set[str] = set()  # seen gone during this invocation
         self.unconfirmed: set[str] = set()  # left the deleting list; not yet seen gone
         self.no_delete_before = 0.0
+        self.started_at: dict[str, float] = {}  # deletions this invocation started
+        self.last_poll_at: float | None = None
+        self.duration: tuple[float, float] | None = None  # the latest deletion: longer, at most
 
     # -- reading the state from IoT
 
@@ -378,10 +382,35 @@ class JobCleanup:
         is confirmed gone afterwards (``confirm_gone``), so the slot is reused without
         waiting for the confirmation and a list that lags behind never ends the wait early.
         """
+        polled_before, self.last_poll_at = self.last_poll_at, self.clock()
         self.deleting_anywhere = self.iot.deleting_job_ids()
         vanished = self.ours_deleting - self.deleting_anywhere
         self.ours_deleting -= vanished
         self.unconfirmed |= vanished
+        for job_id in vanished & self.started_at.keys():
+            started = self.started_at.pop(job_id)
+            if polled_before is not None and polled_before > started:
+                self.duration = (polled_before - started, self.last_poll_at - started)
+
+    def next_poll_in(self, poll_interval: float) -> float:
+        """Poll fast while a deletion of ours is expected to finish, else every interval.
+
+        The latest deletion seen to finish took longer than its last poll still listing it
+        and at most until the poll that no longer did: a deletion started at s is expected
+        to finish between s plus those two, and is looked for there every half second.
+        Only while no one else is deleting: under contention a resource that polled faster
+        would keep taking back the slots it frees, and the others would wait.
+        """
+        others_deleting = self.deleting_anywhere.difference(self.request.job_ids)
+        if self.duration is None or others_deleting:
+            return poll_interval
+        shortest, longest = self.duration
+        now = self.clock()
+        windows = [(s + shortest, s + longest + poll_interval) for s in self.started_at.values()]
+        if any(start <= now <= end for start, end in windows):
+            return FAST_POLL_INTERVAL
+        upcoming = [start - now for start, _ in windows if start > now]
+        return max(FAST_POLL_INTERVAL / 5, min([poll_interval, *upcoming]))
 
     def confirm_gone(self) -> None:
         for job_id in sorted(self.unconfirmed):
@@ -416,6 +445,7 @@ class JobCleanup:
                 self.deleting_anywhere.add(job_id)
             if outcome == "started":
                 started += 1
+                self.started_at[job_id] = self.clock()
                 self.backoff.reset()
         return started
 
@@ -494,7 +524,7 @@ class JobCleanup:
                 self.confirm_gone()
                 if self.done() and self.all_gone():
                     return True
-                pause = poll_interval
+                pause = self.next_poll_in(poll_interval)
             except _TransientIotError as exc:
                 surveyed = False
                 pause = self.backoff.next_delay()

@@ -87,7 +87,11 @@ def test_the_bound_counts_only_the_slots_outside_deletions_leave_free() -> None:
 @pytest.mark.parametrize(
     "scenario",
     # Instances whose bound is achievable: whole rounds of equal deletions through the free slots.
-    [Scenario("N=30 T=2min", 30, 120.0), Scenario("K=4x10 T=2min", 10, 120.0, resources=4, outside_slots=2)],
+    [
+        Scenario("N=30 T=2min", 30, 120.0),
+        Scenario("K=4x10 T=2min", 10, 120.0, resources=4, outside_slots=2),
+        Scenario("K=3x20 T=30s", 20, 30.0, resources=3),
+    ],
     ids=lambda s: s.name,
 )
 def test_the_handler_keeps_the_slots_full_in_simulated_time(scenario: Scenario) -> None:

@@ -557,3 +557,21 @@ def test_is_complete_never_runs_past_its_lambda_timeout(iot: Iot, clock: SimCloc
 
     assert result == {"IsComplete": False}
     assert clock() - start <= 60 - handler.LAMBDA_MARGIN + 1
+
+
+def test_polls_fast_only_while_a_deletion_of_ours_is_expected_to_finish(clock: SimClock) -> None:
+    cleanup = handler.JobCleanup(None, handler.CleanupRequest(("a",), False, None), clock=clock)
+    assert cleanup.next_poll_in(2.0) == 2.0  # nothing seen finish yet: the regular interval
+
+    # The last deletion was still listed 29 s after it started and gone at 31 s.
+    cleanup.duration = (29.0, 31.0)
+    cleanup.started_at = {"a": clock.now}
+    expected = [
+        (clock.now + 27, 2.0),
+        (clock.now + 28, 1.0),
+        (clock.now + 29.5, 0.5),
+        (clock.now + 33.5, 2.0),
+    ]
+    for now, pause in expected:
+        clock.now = now
+        assert cleanup.next_poll_in(2.0) == pause, now
