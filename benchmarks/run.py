@@ -19,7 +19,7 @@ import random
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -91,7 +91,6 @@ class Result:
     runs: list[ResourceRun]
     jobs_left: int  # jobs still there when the contender reported success
     wall_seconds: float
-    notes: list[str] = field(default_factory=list)
 
     @property
     def makespan(self) -> float:

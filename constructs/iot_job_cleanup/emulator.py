@@ -137,9 +137,6 @@ class DeletionLifecycle:
         self.deleting[job.job_id] = self.clock() + seconds
         self.deletion_started[job.job_id] = self.clock()
 
-    def next_change_at(self) -> float | None:
-        return min(self.deleting.values(), default=None)
-
     # -- the operations
 
     def _job(self, job_id: str) -> FakeJob:
