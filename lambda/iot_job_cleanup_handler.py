@@ -387,7 +387,8 @@ class JobCleanup:
         vanished = self.ours_deleting - self.deleting_anywhere
         self.ours_deleting -= vanished
         self.unconfirmed |= vanished
-        for job_id in vanished & self.started_at.keys():
+        # The most recently started of them says most about the deletions still running.
+        for job_id in sorted(vanished & self.started_at.keys(), key=lambda job: (self.started_at[job], job)):
             started = self.started_at.pop(job_id)
             if polled_before is not None and polled_before > started:
                 self.duration = (polled_before - started, self.last_poll_at - started)

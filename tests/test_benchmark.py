@@ -102,3 +102,28 @@ def test_the_handler_keeps_the_slots_full_in_simulated_time(scenario: Scenario) 
     assert 1.0 <= result.ratio <= 1.10
     assert result.calls_per_second_per_resource <= 2.0
     assert result.finish_times[-1] - result.finish_times[0] <= 0.1 * result.bound  # no resource starved
+
+
+def test_the_benchmark_gives_the_same_numbers_in_every_process() -> None:
+    """Set order must not leak into the schedule: Python salts string hashes per process."""
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    outputs = []
+    for seed in ("0", "1"):  # two salts under which set order did differ (a bug this pins)
+        env = {
+            **os.environ,
+            "PYTHONHASHSEED": seed,
+            "PYTHONPATH": os.pathsep.join(str(root / part) for part in ("constructs", "lambda", ".")),
+        }
+        command = [sys.executable, "-m", "benchmarks.run", "--only", "N=100 T=30s", "--contenders", "handler"]
+        result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        outputs.append(re.sub(r"\(\d+\.\d+ s\)", "", result.stdout))  # less the wall time
+
+    assert outputs[0] == outputs[1]
+    assert "worst makespan/bound" in outputs[0]
