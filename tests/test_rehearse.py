@@ -134,3 +134,20 @@ def test_the_command_line_exit_codes(
 
     assert rehearse.main(["--cdk-out", str(tmp_path / "nothing-here")]) == 2
     assert "run `cdk synth` first" in capsys.readouterr().err
+
+
+def test_deployed_jobs_report_the_state_and_executions_a_fleet_leaves_them_in(demo_assembly: Path) -> None:
+    plans = rehearse.read_assembly(demo_assembly)
+    with rehearse.iot_endpoint(rehearse.ScaledClock(FAST), rehearse.DeletionTime(60)) as (
+        endpoint,
+        lifecycle,
+    ):
+        rehearse.deploy(plans, endpoint, lifecycle)
+        iot = rehearse.iot_client(endpoint)
+        wave = iot.describe_job(jobId="ota-firmware-2-4-1-wave-01")["job"]
+        sync = iot.describe_job(jobId="fleet-config-sync")["job"]
+
+    # One target each (the thing group): one execution, finished or still running.
+    assert (wave["status"], wave["jobProcessDetails"]["numberOfSucceededThings"]) == ("COMPLETED", 1)
+    assert (sync["status"], sync["jobProcessDetails"]["numberOfInProgressThings"]) == ("IN_PROGRESS", 1)
+    assert wave["jobProcessDetails"]["numberOfQueuedThings"] == 0

@@ -237,10 +237,15 @@ class DeletionLifecycle:
                 scheduling_config={},
                 timeout_config={},
             )
+            self.record_namespace(job_id, namespace_id)
+            return self.set_status(job_id, status)
+
+    def set_status(self, job_id: str, status: str) -> FakeJob:
+        """Put a job in a status, with execution counts that fit it (as devices would)."""
+        with self._lock:
             job = self.backend.jobs[job_id]
             job.status = status
             _count_executions(job, status)
-            self.record_namespace(job_id, namespace_id)
             return job
 
     def hold_slots(self, count: int, seconds: float, prefix: str = "other-stack-job") -> list[str]:

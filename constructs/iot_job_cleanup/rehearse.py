@@ -322,9 +322,9 @@ def deploy(plans: list[StackPlan], endpoint: str, lifecycle: DeletionLifecycle) 
                     **({"namespaceId": namespace} if namespace else {}),
                 )
                 forced = str(cleanup.properties.get("Force", "false")).lower() == "true"
-                lifecycle.backend.jobs[job_id].status = "IN_PROGRESS" if forced else "COMPLETED"
+                lifecycle.set_status(job_id, "IN_PROGRESS" if forced else "COMPLETED")
     iot.create_job(jobId=BYSTANDER_JOB, targets=targets, document=json.dumps({"operation": "keep"}))
-    lifecycle.backend.jobs[BYSTANDER_JOB].status = "COMPLETED"
+    lifecycle.set_status(BYSTANDER_JOB, "COMPLETED")
 
 
 def destroy_resource(cleanup: CleanupResource, outcome: Outcome, endpoint: str, clock: ScaledClock) -> None:
