@@ -27,7 +27,7 @@ from botocore.retries.standard import (
     StandardRetryConditions,
 )
 
-from iot_job_cleanup.emulator import DeletionLifecycle, LifecycleClient
+from iot_job_cleanup.emulator import DeletionLifecycle, LifecycleClient, StackStatusClient
 from iot_job_cleanup.provider import replay_delete
 
 __all__ = [
@@ -200,11 +200,19 @@ def run_handler(
     request = {
         "RequestType": "Delete",
         "LogicalResourceId": logical_id,
+        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/Benchmark/1",
         "PhysicalResourceId": f"iot-job-cleanup:{logical_id}",
         "ResourceType": "Custom::IotJobCleanup",
         "ResourceProperties": {"JobIds": run.job_ids, "Force": "false"},
     }
-    common = {"client": client, "timing": timing, "clock": sim.now, "sleep": sim.sleep, "random": rng.random}
+    common = {
+        "client": client,
+        "cloudformation": StackStatusClient("DELETE_IN_PROGRESS"),  # the stack is torn down
+        "timing": timing,
+        "clock": sim.now,
+        "sleep": sim.sleep,
+        "random": rng.random,
+    }
     run.started = sim.now()
 
     def timed(function: Callable[..., dict[str, Any]], **extra: Any) -> Callable[[Any], dict[str, Any]]:

@@ -4,16 +4,24 @@ Entry points for the CDK Provider framework: ``on_event`` and ``is_complete``.
 Imports only the standard library, boto3 and botocore (the Lambda runtime provides them).
 
 Contract (resource properties, every value a string as CloudFormation hands them over):
-  JobIds       list of job ids to delete on Delete
-  Force        "true" or "false": "true" also deletes jobs that are not in a terminal state
-  NamespaceId  optional customer-managed job namespace
+  JobIds               list of job ids to delete on Delete (empty strings are ignored)
+  Force                "true" or "false": "true" also deletes jobs that are not in a terminal state
+  NamespaceId          optional customer-managed job namespace
+  QueryIntervalSeconds optional: how often to check IoT while deletions are under way (default 2)
+  TotalTimeoutSeconds  optional: how long a Delete may take, at most 3600 (default 3600)
 
-Create and Update change nothing in IoT. Delete starts deletions in ``on_event`` and
-``is_complete`` reports complete only when every job is gone. No state is kept between
-invocations except what ``on_event`` hands to ``is_complete`` in the event (the Provider
-framework merges ``on_event``'s result into it): the give-up time, and the order to delete
-in, which ``on_event`` derives from IoT. Everything else is recomputed from IoT at the
-start of each invocation.
+Create and Update change nothing in IoT. A Delete deletes jobs only when the stack itself is
+torn down: the handler asks CloudFormation for the status of the stack in the event and
+goes on only in DELETE_IN_PROGRESS (the stack is being deleted) or ROLLBACK_IN_PROGRESS (a
+failed stack creation is rolled back). Any other Delete (a renamed, moved or removed
+resource, an update rolling back) deletes nothing and succeeds.
+
+On teardown, ``on_event`` starts deletions and ``is_complete`` reports complete only when
+every job is gone. No state is kept between invocations except what ``on_event`` hands to
+``is_complete`` in the event (the Provider framework merges ``on_event``'s result into it):
+the start and give-up times, whether the stack is torn down, and the order to delete in,
+which ``on_event`` derives from IoT. Everything else is recomputed from IoT at the start of
+each invocation.
 """
 
 from __future__ import annotations
@@ -23,10 +31,11 @@ import math
 import os
 import random as _random
 import re
+import reprlib
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import boto3
@@ -49,7 +58,15 @@ DELETION_SLOTS = 10  # IoT allows 10 jobs in DELETION_IN_PROGRESS per account an
 DELETING = "DELETION_IN_PROGRESS"
 TERMINAL_STATUSES = frozenset({"COMPLETED", "CANCELED"})
 DEADLINE_KEY = "IotJobCleanupGiveUpAt"
+STARTED_KEY = "IotJobCleanupStartedAt"
 ORDER_KEY = "IotJobCleanupOrder"
+TEARDOWN_KEY = "IotJobCleanupTeardown"  # "true" or "false" once the stack status is known
+# The stack statuses in which a Delete is a teardown: the stack is being deleted, or a failed
+# creation is rolled back. A Delete in any other status comes from an update (a renamed,
+# moved or removed resource, an update rolling back): the stack lives on, so do its jobs.
+TEARDOWN_STATUSES = frozenset({"DELETE_IN_PROGRESS", "ROLLBACK_IN_PROGRESS"})
+DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
+MAX_TOTAL_TIMEOUT = 3600.0  # CloudFormation's limit for a custom resource
 JOB_ID_PATTERN = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 NAMESPACE_ID_PATTERN = re.compile(r"[a-zA-Z0-9_-]+")
 GONE_CODES = frozenset({"ResourceNotFoundException"})
@@ -68,6 +85,10 @@ TRANSIENT_CODES = frozenset(
     }
 )
 STATUSES_IN_TIMEOUT_MESSAGE = 20
+# CloudFormation takes at most 4096 bytes of response body, and the Provider framework's
+# Reason is our message plus a "Logs:" line and a JavaScript stack: keep ours well inside.
+MAX_MESSAGE_BYTES = 1500
+STACK_STATUS_ATTEMPTS = 4  # in on_event; is_complete asks again if they all fail
 FAST_POLL_INTERVAL = 0.5  # while one of our deletions is expected to finish
 # A Lambda timeout is a failed resource (the Provider reports it as FAILED): every loop
 # stops this many seconds before the invocation's own timeout.
@@ -94,6 +115,16 @@ class _TransientIotError(Exception):
     """Throttling, service unavailable, 5xx or a connection problem: try again later."""
 
 
+_SHORT_REPR = reprlib.Repr()
+_SHORT_REPR.maxstring = _SHORT_REPR.maxother = 80
+_SHORT_REPR.maxlist = 5
+
+
+def _shown(value: Any) -> str:
+    """A value for a message: its repr, shortened so a message stays small."""
+    return _SHORT_REPR.repr(value)
+
+
 # --------------------------------------------------------------------------- contract
 
 
@@ -102,6 +133,8 @@ class CleanupRequest:
     job_ids: tuple[str, ...]
     force: bool
     namespace_id: str | None
+    query_interval: float | None = None  # None: the handler's default
+    total_timeout: float | None = None
 
     @classmethod
     def from_properties(cls, properties: Mapping[str, Any]) -> CleanupRequest:
@@ -109,20 +142,25 @@ class CleanupRequest:
             job_ids=_parse_job_ids(properties.get("JobIds")),
             force=_parse_force(properties.get("Force", "false")),
             namespace_id=_parse_namespace_id(properties.get("NamespaceId")),
+            query_interval=_parse_seconds(properties, "QueryIntervalSeconds", 1, 300),
+            total_timeout=_parse_seconds(properties, "TotalTimeoutSeconds", 60, MAX_TOTAL_TIMEOUT),
         )
 
 
 def _parse_job_ids(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not value:
+    """The job ids; empty strings (what an empty CommaDelimitedList gives) are ignored."""
+    if not isinstance(value, list):
         raise InvalidPropertiesError(
-            f"JobIds is {value!r}: it must be a non-empty list of job ids. "
+            f"JobIds is {_shown(value)}: it must be a list of job ids. "
             'Set JobIds to the jobs to delete, e.g. ["ota-2026-11"].'
         )
     seen: set[str] = set()
     for job_id in value:
+        if job_id == "":
+            continue
         if not isinstance(job_id, str) or not JOB_ID_PATTERN.fullmatch(job_id):
             raise InvalidPropertiesError(
-                f"JobIds contains {job_id!r}: a job id is 1 to 64 characters of "
+                f"JobIds contains {_shown(job_id)}: a job id is 1 to 64 characters of "
                 "[a-zA-Z0-9_-]. Fix or remove that id."
             )
         if job_id in seen:
@@ -130,7 +168,7 @@ def _parse_job_ids(value: Any) -> tuple[str, ...]:
                 f"JobIds names {job_id!r} twice: each job may be listed once. Remove the duplicate."
             )
         seen.add(job_id)
-    return tuple(value)
+    return tuple(job_id for job_id in value if job_id != "")
 
 
 def _parse_force(value: Any) -> bool:
@@ -147,10 +185,26 @@ def _parse_namespace_id(value: Any) -> str | None:
         return None
     if not isinstance(value, str) or not NAMESPACE_ID_PATTERN.fullmatch(value):
         raise InvalidPropertiesError(
-            f"NamespaceId is {value!r}: it must match [a-zA-Z0-9_-]+. "
+            f"NamespaceId is {_shown(value)}: it must match [a-zA-Z0-9_-]+. "
             "Fix it, or leave it out for jobs without a namespace."
         )
     return value
+
+
+def _parse_seconds(properties: Mapping[str, Any], name: str, low: float, high: float) -> float | None:
+    value = properties.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not low <= seconds <= high:
+        raise InvalidPropertiesError(
+            f"{name} is {_shown(value)}: it must be a number of seconds from {low:g} to {high:g}. "
+            f'Fix it (e.g. "{high:g}"), or leave it out for the default.'
+        )
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -170,6 +224,14 @@ class Timing:
     poll_interval: float = 2.0
     poll_window: float = 300.0
     report_margin: float = 30.0
+
+    def for_request(self, request: CleanupRequest) -> Timing:
+        """This timing with the resource's own query interval and total timeout, if it sets them."""
+        return replace(
+            self,
+            poll_interval=request.query_interval or self.poll_interval,
+            total_timeout=request.total_timeout or self.total_timeout,
+        )
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Timing:
@@ -197,6 +259,18 @@ def _is_transient(exc: ClientError) -> bool:
     return _error_code(exc) in TRANSIENT_CODES or int(status or 0) >= 500
 
 
+def _call_aws(client: Any, operation: str, **params: Any) -> Any:
+    """One AWS call; throttling, 5xx and connection errors become ``_TransientIotError``."""
+    try:
+        return getattr(client, operation)(**params)
+    except ClientError as exc:
+        if _is_transient(exc):
+            raise _TransientIotError(f"{operation}: {_error_code(exc)}") from exc
+        raise
+    except BotoCoreError as exc:
+        raise _TransientIotError(f"{operation}: {exc}") from exc
+
+
 class IotJobs:
     """The three IoT calls the cleanup makes, with error codes turned into outcomes."""
 
@@ -207,14 +281,7 @@ class IotJobs:
 
     def _call(self, operation: str, **params: Any) -> Any:
         self.calls += 1
-        try:
-            return getattr(self._client, operation)(**params)
-        except ClientError as exc:
-            if _is_transient(exc):
-                raise _TransientIotError(f"{operation}: {_error_code(exc)}") from exc
-            raise
-        except BotoCoreError as exc:
-            raise _TransientIotError(f"{operation}: {exc}") from exc
+        return _call_aws(self._client, operation, **params)
 
     def describe(self, job_id: str) -> Mapping[str, Any] | None:
         """The job, or None when it no longer exists."""
@@ -248,6 +315,43 @@ class IotJobs:
             token = page.get("nextToken")
             if not token:
                 return found
+
+
+# --------------------------------------------------------------------------- the stack's lifecycle
+
+
+def stack_status(cloudformation: Any, stack_id: str) -> str:
+    """The stack's status from CloudFormation (DescribeStacks on the event's StackId).
+
+    Raises ``_TransientIotError`` when the answer may come on a later try, and
+    ``CleanupError`` naming the permission to grant when the handler may not ask.
+    """
+    try:
+        stacks = _call_aws(cloudformation, "describe_stacks", StackName=stack_id)["Stacks"]
+    except ClientError as exc:
+        if _error_code(exc) in DENIED_CODES:
+            raise CleanupError(
+                f"CloudFormation denied DescribeStacks on {stack_id}: the handler asks for the stack's "
+                "status to delete jobs only when the stack itself is torn down, and nothing was "
+                "deleted. Grant the handler's role cloudformation:DescribeStacks on this stack."
+            ) from exc
+        raise CleanupError(
+            f"CloudFormation could not describe the stack {stack_id} ({_error_code(exc)}: "
+            f"{exc.response.get('Error', {}).get('Message', '')}), so nothing was deleted."
+        ) from exc
+    return str(stacks[0]["StackStatus"])
+
+
+def is_teardown(status: str) -> bool:
+    return status in TEARDOWN_STATUSES
+
+
+def _log_not_a_teardown(event: Mapping[str, Any], status: str) -> None:
+    logger.info(
+        "the stack is not being torn down (a renamed, moved or removed cleanup, or an update "
+        "rolling back): no job was deleted; this resource's jobs stay with the stack",
+        extra={"stackStatus": status, "logicalResourceId": event.get("LogicalResourceId")},
+    )
 
 
 # --------------------------------------------------------------------------- policy
@@ -573,20 +677,51 @@ def _remaining_lambda_seconds(context: Any) -> float:
 CLIENT_CONFIG = Config(
     retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=15
 )
-_client_cache: list[Any] = []
+_client_cache: dict[str, Any] = {}
 
 
-def _iot_client() -> Any:
-    """One IoT client per container."""
-    if not _client_cache:
-        _client_cache.append(boto3.client("iot", config=CLIENT_CONFIG))
-    return _client_cache[0]
+def _client(service: str) -> Any:
+    """One client per service and container."""
+    if service not in _client_cache:
+        _client_cache[service] = boto3.client(service, config=CLIENT_CONFIG)
+    return _client_cache[service]
+
+
+def _teardown_in_on_event(
+    event: Mapping[str, Any],
+    cloudformation: Any,
+    *,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    backoff: Backoff,
+    hard_stop: float,
+) -> bool | None:
+    """Whether this Delete is a stack teardown; None when CloudFormation did not answer in time."""
+    for attempt in range(STACK_STATUS_ATTEMPTS):
+        try:
+            return _teardown(event, cloudformation)
+        except _TransientIotError as exc:
+            logger.warning("transient CloudFormation error; will retry", extra={"error": str(exc)})
+            pause = backoff.next_delay()
+            if attempt + 1 == STACK_STATUS_ATTEMPTS or clock() + pause >= hard_stop:
+                break
+            sleep(pause)
+    return None
+
+
+def _teardown(event: Mapping[str, Any], cloudformation: Any) -> bool:
+    status = stack_status(cloudformation, str(event["StackId"]))
+    if not is_teardown(status):
+        _log_not_a_teardown(event, status)
+        return False
+    return True
 
 
 def handle_on_event(
     event: Mapping[str, Any],
     *,
     client: Any,
+    cloudformation: Any,
     timing: Timing,
     remaining_lambda_seconds: float = math.inf,
     clock: Callable[[], float] = time.time,
@@ -601,12 +736,25 @@ def handle_on_event(
         return {"PhysicalResourceId": physical_id}
     if request_type != "Delete":
         raise CleanupError(f"RequestType {request_type!r} is not Create, Update or Delete.")
+    timing = timing.for_request(request)
     now = clock()
-    give_up_at = now + timing.total_timeout - timing.report_margin
-    iot = IotJobs(client, request.namespace_id)
+    result: dict[str, Any] = {
+        "PhysicalResourceId": physical_id,
+        STARTED_KEY: now,
+        DEADLINE_KEY: now + timing.total_timeout - timing.report_margin,
+    }
     hard_stop = now + remaining_lambda_seconds - LAMBDA_MARGIN
+    backoff = Backoff(random=random)
+    teardown = _teardown_in_on_event(
+        event, cloudformation, clock=clock, sleep=sleep, backoff=backoff, hard_stop=hard_stop
+    )
+    if teardown is None:  # is_complete asks again
+        return result
+    result[TEARDOWN_KEY] = "true" if teardown else "false"
+    if not teardown:
+        return result
+    iot = IotJobs(client, request.namespace_id)
     cleanup = JobCleanup(iot, request, clock=clock, sleep=sleep, random=random, hard_stop=hard_stop)
-    result: dict[str, Any] = {"PhysicalResourceId": physical_id, DEADLINE_KEY: give_up_at}
     try:
         result[ORDER_KEY] = list(cleanup.plan())
         started = cleanup.start_deletions()
@@ -626,7 +774,7 @@ def _planned_order(event: Mapping[str, Any], request: CleanupRequest) -> tuple[s
 
 def _log_dropped_jobs(event: Mapping[str, Any], request: CleanupRequest) -> None:
     old_ids = (event.get("OldResourceProperties") or {}).get("JobIds") or []
-    dropped = sorted(set(old_ids) - set(request.job_ids))
+    dropped = sorted(set(old_ids) - set(request.job_ids) - {""}) if isinstance(old_ids, list) else []
     if dropped:
         logger.info(
             "jobs dropped from JobIds are no longer this resource's to delete; nothing was deleted",
@@ -638,17 +786,32 @@ def handle_is_complete(
     event: Mapping[str, Any],
     *,
     client: Any,
+    cloudformation: Any,
     timing: Timing,
     remaining_lambda_seconds: float = math.inf,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
     random: Callable[[], float] = _random.random,
 ) -> dict[str, Any]:
-    if event["RequestType"] != "Delete":
+    if event["RequestType"] != "Delete" or event.get(TEARDOWN_KEY) == "false":
         return {"IsComplete": True}
     request = CleanupRequest.from_properties(event.get("ResourceProperties", {}))
+    timing = timing.for_request(request)
     now = clock()
+    started_at = float(event.get(STARTED_KEY, now))
     give_up_at = float(event.get(DEADLINE_KEY, now + timing.total_timeout))
+    if event.get(TEARDOWN_KEY) != "true":
+        try:
+            if not _teardown(event, cloudformation):
+                return {"IsComplete": True}
+        except _TransientIotError as exc:
+            if now >= give_up_at - timing.poll_interval:
+                raise CleanupTimeoutError(
+                    f"Timed out after {now - started_at:.0f} s: CloudFormation did not tell the stack's "
+                    f"status ({exc}), so no job was deleted. Run cdk destroy again."
+                ) from exc
+            logger.warning("transient CloudFormation error; will retry", extra={"error": str(exc)})
+            return {"IsComplete": False}
     window_end = min(now + timing.poll_window, give_up_at)
     last_chance = window_end + timing.query_interval >= give_up_at
     if last_chance:
@@ -664,29 +827,51 @@ def handle_is_complete(
         logger.info("every job is gone", extra={"jobs": len(request.job_ids), "iotCalls": iot.calls})
         return {"IsComplete": True}
     if last_chance and clock() >= give_up_at - timing.poll_interval:
-        count, described = cleanup.remaining_with_status()
-        more = f", and {count - len(described)} more" if count > len(described) else ""
-        raise CleanupTimeoutError(
-            f"Timed out after {timing.total_timeout:.0f} s with {count} of {len(request.job_ids)} "
-            f"jobs not deleted: {', '.join(described)}{more}. Deletions under way go on in IoT; "
-            "run cdk destroy again to wait for them and delete the rest."
-        )
+        raise CleanupTimeoutError(_timeout_message(cleanup, clock() - started_at))
     return {"IsComplete": False}
 
 
-def on_event(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-    return handle_on_event(
-        event,
-        client=_iot_client(),
-        timing=Timing.from_environment(),
-        remaining_lambda_seconds=_remaining_lambda_seconds(context),
+def _timeout_message(cleanup: JobCleanup, elapsed: float) -> str:
+    """Which jobs are left and what to do, named while the message stays within its budget."""
+    count, described = cleanup.remaining_with_status()
+    head = (
+        f"Timed out after {elapsed:.0f} s with {count} of {len(cleanup.request.job_ids)} jobs not deleted: "
     )
+    tail = ". Deletions under way go on in IoT; run cdk destroy again to wait for them and delete the rest."
+    budget = MAX_MESSAGE_BYTES - len((head + tail).encode()) - len(b", and 99999 more")
+    named: list[str] = []
+    for item in described:
+        if len(", ".join([*named, item]).encode()) > budget:
+            break
+        named.append(item)
+    more = f", and {count - len(named)} more" if count > len(named) else ""
+    return f"{head}{', '.join(named)}{more}{tail}"
+
+
+def _where_the_logs_are(message: str) -> str:
+    """The Provider's own "Logs:" line names its framework function; ours names the handler's logs."""
+    log_group = os.environ.get("LOG_GROUP_NAME") or os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME")
+    return f"{message} Handler logs: CloudWatch log group {log_group}." if log_group else message
+
+
+def _reported(
+    entry_point: Callable[..., dict[str, Any]], event: Mapping[str, Any], context: Any
+) -> dict[str, Any]:
+    try:
+        return entry_point(
+            event,
+            client=_client("iot"),
+            cloudformation=_client("cloudformation"),
+            timing=Timing.from_environment(),
+            remaining_lambda_seconds=_remaining_lambda_seconds(context),
+        )
+    except CleanupError as exc:
+        raise type(exc)(_where_the_logs_are(str(exc))) from exc
+
+
+def on_event(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    return _reported(handle_on_event, event, context)
 
 
 def is_complete(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-    return handle_is_complete(
-        event,
-        client=_iot_client(),
-        timing=Timing.from_environment(),
-        remaining_lambda_seconds=_remaining_lambda_seconds(context),
-    )
+    return _reported(handle_is_complete, event, context)

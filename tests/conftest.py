@@ -15,11 +15,18 @@ from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 
 import iot_job_cleanup_handler as handler
-from iot_job_cleanup.emulator import DeletionLifecycle, DeletionTime, emulated_iot
+from iot_job_cleanup.emulator import (
+    DeletionLifecycle,
+    DeletionTime,
+    emulated_iot,
+    emulated_stack,
+    set_stack_status,
+)
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 THING_ARN = f"arn:aws:iot:{REGION}:{ACCOUNT}:thing/sensor-1"
+STACK_ID = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/OtaFleet/6f1e2a40-cbf4-11f0-9a3e-0a1b2c3d4e5f"
 
 
 @pytest.fixture(autouse=True)
@@ -56,8 +63,18 @@ def clock() -> SimClock:
 
 @dataclass
 class Iot:
+    """IoT with the DeletionLifecycle, and the CloudFormation stack the cleanup lives in.
+
+    The stack starts in DELETE_IN_PROGRESS: a Delete event is a stack teardown unless a
+    test puts the stack in another status.
+    """
+
     client: object
     lifecycle: DeletionLifecycle
+    cloudformation: object
+
+    def stack_status(self, status: str) -> None:
+        set_stack_status(ACCOUNT, REGION, STACK_ID, status)
 
     def create_jobs(
         self, *job_ids: str, status: str = "COMPLETED", namespace_id: str | None = None, things: int = 1
@@ -78,7 +95,9 @@ class Iot:
 def iot(clock: SimClock) -> Iterator[Iot]:
     with mock_aws(), emulated_iot(ACCOUNT, REGION, clock=clock, deletion_time=DeletionTime(30)) as lifecycle:
         client = boto3.client("iot", region_name=REGION, config=handler.CLIENT_CONFIG)
-        yield Iot(client=client, lifecycle=lifecycle)
+        cloudformation = boto3.client("cloudformation", region_name=REGION, config=handler.CLIENT_CONFIG)
+        emulated_stack(ACCOUNT, REGION, "OtaFleet", "DELETE_IN_PROGRESS", stack_id=STACK_ID)
+        yield Iot(client=client, lifecycle=lifecycle, cloudformation=cloudformation)
 
 
 class _Raw:
@@ -97,15 +116,25 @@ def fail_calls(client: object, operation: str, code: str, status: int, times: in
     """
     served = [0]
 
+    query_protocol = client.meta.service_model.protocol == "query"  # CloudFormation: XML errors
+
     def respond(request: object, **_: object) -> AWSResponse | None:
         if served[0] >= times:
             return None
         served[0] += 1
-        body = json.dumps({"message": f"injected {code}"}).encode()
-        headers = {"x-amzn-ErrorType": code, "Content-Type": "application/json"}
+        if query_protocol:
+            body = (
+                f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>"
+                f"<Message>injected {code}</Message></Error><RequestId>r</RequestId></ErrorResponse>"
+            ).encode()
+            headers = {"Content-Type": "text/xml"}
+        else:
+            body = json.dumps({"message": f"injected {code}"}).encode()
+            headers = {"x-amzn-ErrorType": code, "Content-Type": "application/json"}
         return AWSResponse(request.url, status, headers, _Raw(body))
 
-    client.meta.events.register(f"before-send.iot.{operation}", respond)
+    service = client.meta.service_model.service_id.hyphenize()
+    client.meta.events.register(f"before-send.{service}.{operation}", respond)
     return served
 
 

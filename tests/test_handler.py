@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import iot_job_cleanup_handler as handler
-from conftest import Iot, SimClock, fail_calls
+from conftest import STACK_ID, Iot, SimClock, fail_calls
 from iot_job_cleanup.provider import replay_delete
 from iot_job_cleanup_handler import (
     DEADLINE_KEY,
@@ -30,6 +30,7 @@ def event(request_type: str, job_ids: list[str], **properties: Any) -> dict[str,
     body: dict[str, Any] = {
         "RequestType": request_type,
         "LogicalResourceId": "OtaJobsCleanup",
+        "StackId": STACK_ID,
         "ResourceType": "Custom::IotJobCleanup",
         "ResourceProperties": {
             "ServiceToken": "arn:token",
@@ -56,6 +57,7 @@ def run_delete(iot: Iot, clock: SimClock, request: dict[str, Any], timing: Timin
     start = clock()
     kwargs = {
         "client": iot.client,
+        "cloudformation": iot.cloudformation,
         "timing": timing,
         "clock": clock,
         "sleep": clock.sleep,
@@ -90,7 +92,11 @@ def job_ids(count: int, prefix: str = "ota") -> list[str]:
 def test_create_returns_a_physical_id_and_touches_no_job(iot: Iot, clock: SimClock) -> None:
     iot.create_jobs("ota-1")
     result = handler.handle_on_event(
-        event("Create", ["ota-1"]), client=iot.client, timing=TIMING, clock=clock
+        event("Create", ["ota-1"]),
+        client=iot.client,
+        cloudformation=iot.cloudformation,
+        timing=TIMING,
+        clock=clock,
     )
 
     assert result == {"PhysicalResourceId": "iot-job-cleanup:OtaJobsCleanup"}
@@ -103,8 +109,12 @@ def test_update_keeps_the_physical_id_and_deletes_no_dropped_job(iot: Iot, clock
     update = event("Update", ["ota-2"])
     update["OldResourceProperties"] = {"JobIds": ["ota-1", "ota-2"], "Force": "false"}
 
-    result = handler.handle_on_event(update, client=iot.client, timing=TIMING, clock=clock)
-    complete = handler.handle_is_complete({**update, **result}, client=iot.client, timing=TIMING, clock=clock)
+    result = handler.handle_on_event(
+        update, client=iot.client, cloudformation=iot.cloudformation, timing=TIMING, clock=clock
+    )
+    complete = handler.handle_is_complete(
+        {**update, **result}, client=iot.client, cloudformation=iot.cloudformation, timing=TIMING, clock=clock
+    )
 
     assert result["PhysicalResourceId"] == update["PhysicalResourceId"]
     assert complete == {"IsComplete": True}
@@ -115,13 +125,17 @@ def test_update_keeps_the_physical_id_and_deletes_no_dropped_job(iot: Iot, clock
 @pytest.mark.parametrize(
     ("properties", "message"),
     [
-        ({"JobIds": []}, "non-empty list"),
-        ({"JobIds": "ota-1"}, "non-empty list"),
+        ({}, "must be a list of job ids"),
+        ({"JobIds": "ota-1"}, "must be a list of job ids"),
+        ({"JobIds": ["ota-1", None]}, "JobIds contains None"),
         ({"JobIds": ["ota 1"]}, "1 to 64 characters"),
         ({"JobIds": ["x" * 65]}, "1 to 64 characters"),
         ({"JobIds": ["ota-1", "ota-1"]}, "twice"),
         ({"JobIds": ["ota-1"], "Force": "yes"}, '"true" or "false"'),
         ({"JobIds": ["ota-1"], "NamespaceId": "bad/ns"}, "NamespaceId"),
+        ({"JobIds": ["ota-1"], "TotalTimeoutSeconds": "7200"}, "TotalTimeoutSeconds is '7200'.*60 to 3600"),
+        ({"JobIds": ["ota-1"], "QueryIntervalSeconds": "soon"}, "QueryIntervalSeconds is 'soon'.*1 to 300"),
+        ({"JobIds": ["x" * 500]}, r"JobIds contains 'x{30,40}\.\.\.x+': a job id"),
     ],
 )
 def test_properties_that_break_the_contract_fail_with_the_value_and_the_fix(
@@ -131,7 +145,9 @@ def test_properties_that_break_the_contract_fail_with_the_value_and_the_fix(
     request["ResourceProperties"] = {"ServiceToken": "arn:token", **properties}
 
     with pytest.raises(InvalidPropertiesError, match=message):
-        handler.handle_on_event(request, client=iot.client, timing=TIMING, clock=clock)
+        handler.handle_on_event(
+            request, client=iot.client, cloudformation=iot.cloudformation, timing=TIMING, clock=clock
+        )
 
 
 # --------------------------------------------------------------------------- Delete
@@ -141,7 +157,11 @@ def test_delete_starts_deleting_in_on_event(iot: Iot, clock: SimClock) -> None:
     iot.create_jobs(*job_ids(3))
 
     result = handler.handle_on_event(
-        event("Delete", job_ids(3)), client=iot.client, timing=TIMING, clock=clock
+        event("Delete", job_ids(3)),
+        client=iot.client,
+        cloudformation=iot.cloudformation,
+        timing=TIMING,
+        clock=clock,
     )
 
     assert {iot.status(job_id) for job_id in job_ids(3)} == {"DELETION_IN_PROGRESS"}
@@ -152,7 +172,13 @@ def test_delete_starts_deleting_in_on_event(iot: Iot, clock: SimClock) -> None:
 def test_delete_completes_only_when_every_job_is_gone(iot: Iot, clock: SimClock) -> None:
     iot.create_jobs(*job_ids(3), "not-ours")
     request = event("Delete", job_ids(3))
-    kwargs = {"client": iot.client, "timing": TIMING, "clock": clock, "sleep": clock.sleep}
+    kwargs = {
+        "client": iot.client,
+        "cloudformation": iot.cloudformation,
+        "timing": TIMING,
+        "clock": clock,
+        "sleep": clock.sleep,
+    }
     waiter_input = {**request, **handler.handle_on_event(request, **kwargs)}
 
     # Deletion takes 30 s: a window that ends sooner must not report complete.
@@ -343,7 +369,13 @@ def test_is_complete_is_idempotent_under_re_invocation(iot: Iot, clock: SimClock
     iot.create_jobs(*ids)
     request = event("Delete", ids)
     short_windows = Timing(query_interval=10, total_timeout=3600, poll_interval=2, poll_window=20)
-    kwargs = {"client": iot.client, "timing": short_windows, "clock": clock, "sleep": clock.sleep}
+    kwargs = {
+        "client": iot.client,
+        "cloudformation": iot.cloudformation,
+        "timing": short_windows,
+        "clock": clock,
+        "sleep": clock.sleep,
+    }
     waiter_input = {**request, **handler.handle_on_event(request, **kwargs)}
     handler.handle_on_event(request, **kwargs)  # a duplicate delivery: its 10 slots are busy
 
@@ -415,9 +447,9 @@ def test_timeout_names_the_jobs_left_and_a_second_destroy_resumes(iot: Iot, cloc
 def test_create_and_update_need_no_waiting(iot: Iot, clock: SimClock) -> None:
     for request_type in ("Create", "Update"):
         request = event(request_type, ["ota-1"])
-        assert handler.handle_is_complete(request, client=iot.client, timing=TIMING, clock=clock) == {
-            "IsComplete": True
-        }
+        assert handler.handle_is_complete(
+            request, client=iot.client, cloudformation=iot.cloudformation, timing=TIMING, clock=clock
+        ) == {"IsComplete": True}
     assert sum(iot.lifecycle.calls.values()) == 0
 
 
@@ -426,7 +458,7 @@ def test_the_lambda_entry_points_read_their_timing_from_the_environment(
 ) -> None:
     iot.create_jobs("ota-1")
     monkeypatch.setenv("POLL_WINDOW_SECONDS", "0")
-    monkeypatch.setattr(handler, "_client_cache", [iot.client])
+    monkeypatch.setattr(handler, "_client_cache", {"iot": iot.client, "cloudformation": iot.cloudformation})
 
     class Context:
         def get_remaining_time_in_millis(self) -> int:
@@ -456,7 +488,9 @@ def test_jobs_with_the_most_executions_are_deleted_first(iot: Iot, clock: SimClo
     order = deletions_in_order(iot)
     request = event("Delete", ["small-1", "big", "small-2", "medium"])
 
-    result = handler.handle_on_event(request, client=iot.client, timing=TIMING, clock=clock)
+    result = handler.handle_on_event(
+        request, client=iot.client, cloudformation=iot.cloudformation, timing=TIMING, clock=clock
+    )
 
     assert result[handler.ORDER_KEY] == ["big", "medium", "small-1", "small-2"]
     assert order == ["big", "medium", "small-1", "small-2"]
@@ -481,7 +515,12 @@ def test_an_order_in_the_event_that_does_not_match_the_jobs_is_ignored(iot: Iot,
     waiter_input = {**request, handler.ORDER_KEY: ["ota-2", "someone-else"]}
 
     result = handler.handle_is_complete(
-        waiter_input, client=iot.client, timing=TIMING, clock=clock, sleep=clock.sleep
+        waiter_input,
+        client=iot.client,
+        cloudformation=iot.cloudformation,
+        timing=TIMING,
+        clock=clock,
+        sleep=clock.sleep,
     )
 
     assert result == {"IsComplete": True}
@@ -533,7 +572,12 @@ def test_on_event_never_runs_past_its_lambda_timeout_and_plans_every_job(iot: Io
     start = clock()
 
     result = handler.handle_on_event(
-        event("Delete", ids), client=iot.client, timing=TIMING, remaining_lambda_seconds=40, clock=clock
+        event("Delete", ids),
+        client=iot.client,
+        cloudformation=iot.cloudformation,
+        timing=TIMING,
+        remaining_lambda_seconds=40,
+        clock=clock,
     )
 
     assert clock() - start <= 40 - handler.LAMBDA_MARGIN + 1  # the call under way when it stopped
@@ -549,6 +593,7 @@ def test_is_complete_never_runs_past_its_lambda_timeout(iot: Iot, clock: SimCloc
     result = handler.handle_is_complete(
         event("Delete", ids),
         client=iot.client,
+        cloudformation=iot.cloudformation,
         timing=TIMING,
         remaining_lambda_seconds=60,
         clock=clock,
@@ -575,3 +620,143 @@ def test_polls_fast_only_while_a_deletion_of_ours_is_expected_to_finish(clock: S
     for now, pause in expected:
         clock.now = now
         assert cleanup.next_poll_in(2.0) == pause, now
+
+
+# --------------------------------------------------------------------------- only at stack teardown
+
+
+@pytest.mark.parametrize(
+    "stack_status", ["UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS"]
+)
+def test_a_delete_during_an_update_deletes_nothing_and_succeeds(
+    iot: Iot, clock: SimClock, stack_status: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A renamed, moved or removed cleanup (or an update rolling back): the stack lives on."""
+    iot.create_jobs("ota-1", "ota-2", status="COMPLETED")
+    iot.stack_status(stack_status)
+
+    with caplog.at_level("INFO", logger="iot_job_cleanup"):
+        outcome = run_delete(iot, clock, event("Delete", ["ota-1", "ota-2"]))
+
+    assert outcome.complete, outcome.error
+    assert outcome.invocations == 2 and outcome.elapsed == 0
+    assert iot.existing() == {"ota-1", "ota-2"}
+    assert sum(iot.lifecycle.calls.values()) == 0  # not even a look at the jobs
+    (record,) = [r for r in caplog.records if "not being torn down" in r.getMessage()]
+    assert record.stackStatus == stack_status
+
+
+@pytest.mark.parametrize("stack_status", ["DELETE_IN_PROGRESS", "ROLLBACK_IN_PROGRESS"])
+def test_a_delete_at_stack_teardown_deletes_the_jobs(iot: Iot, clock: SimClock, stack_status: str) -> None:
+    iot.create_jobs("ota-1", "ota-2")
+    iot.stack_status(stack_status)
+
+    outcome = run_delete(iot, clock, event("Delete", ["ota-1", "ota-2"]))
+
+    assert outcome.complete, outcome.error
+    assert iot.existing() == set()
+
+
+def test_the_stack_status_call_is_retried_on_throttling(iot: Iot, clock: SimClock) -> None:
+    iot.create_jobs("ota-1")
+    throttled = fail_calls(iot.cloudformation, "DescribeStacks", "Throttling", 400, times=2)
+    request = event("Delete", ["ota-1"])
+
+    result = handler.handle_on_event(
+        request,
+        client=iot.client,
+        cloudformation=iot.cloudformation,
+        timing=TIMING,
+        clock=clock,
+        sleep=clock.sleep,
+        random=lambda: 0.5,
+    )
+
+    assert throttled == [2]
+    assert result[handler.TEARDOWN_KEY] == "true"
+    assert iot.status("ota-1") == "DELETION_IN_PROGRESS"
+    assert clock.sleeps == [1.5, 3.0]  # backoff with equal jitter
+
+
+def test_when_on_event_cannot_learn_the_stack_status_is_complete_asks_again(
+    iot: Iot, clock: SimClock
+) -> None:
+    iot.create_jobs("ota-1")
+    throttled = fail_calls(iot.cloudformation, "DescribeStacks", "Throttling", 400, times=6)
+
+    outcome = run_delete(iot, clock, event("Delete", ["ota-1"]))
+
+    assert throttled == [6]
+    assert outcome.complete, outcome.error
+    assert outcome.invocations >= 3  # on_event gave up asking; is_complete asked until answered
+    assert iot.existing() == set()
+
+
+def test_a_denied_stack_status_call_fails_saying_what_to_grant(iot: Iot, clock: SimClock) -> None:
+    iot.create_jobs("ota-1")
+    fail_calls(iot.cloudformation, "DescribeStacks", "AccessDenied", 403, times=1)
+
+    outcome = run_delete(iot, clock, event("Delete", ["ota-1"]))
+
+    assert isinstance(outcome.error, handler.CleanupError)
+    message = str(outcome.error)
+    assert f"CloudFormation denied DescribeStacks on {STACK_ID}" in message
+    assert "Grant the handler's role cloudformation:DescribeStacks on this stack" in message
+    assert "nothing was deleted" in message
+    assert iot.status("ota-1") == "COMPLETED"
+
+
+# --------------------------------------------------------------------------- per-resource timing, messages
+
+
+def test_the_resource_sets_its_own_query_interval_and_total_timeout(iot: Iot, clock: SimClock) -> None:
+    iot.create_jobs(*job_ids(3))
+    request = event("Delete", job_ids(3), QueryIntervalSeconds="7", TotalTimeoutSeconds="600")
+
+    outcome = run_delete(iot, clock, request)
+
+    assert outcome.complete, outcome.error
+    assert clock.sleeps == [7.0] * 5  # every 7 s until the 30 s deletions are over
+    started = handler.handle_on_event(
+        request, client=iot.client, cloudformation=iot.cloudformation, timing=TIMING, clock=clock
+    )
+    assert started[DEADLINE_KEY] == clock() + 600 - 30
+
+
+def test_the_timeout_says_the_time_that_really_passed_and_stays_small(iot: Iot, clock: SimClock) -> None:
+    ids = [f"{index:02d}-" + "x" * 61 for index in range(40)]  # 64-character ids
+    iot.create_jobs(*ids)
+    iot.lifecycle.hold_slots(10, seconds=3600)  # no slot frees up
+    clock.sleep(0)
+    timing = Timing(query_interval=10, total_timeout=3600, poll_interval=2, poll_window=300, report_margin=30)
+
+    outcome = run_delete(iot, clock, event("Delete", ids), timing)
+
+    message = str(outcome.error)
+    assert isinstance(outcome.error, CleanupTimeoutError)
+    assert message.startswith(f"Timed out after {outcome.elapsed:.0f} s with 40 of 40 jobs not deleted: ")
+    assert outcome.elapsed < 3600
+    assert len(message.encode()) <= handler.MAX_MESSAGE_BYTES
+    assert "more. Deletions under way go on in IoT" in message
+
+
+def test_an_entry_point_failure_names_the_handler_log_group(
+    iot: Iot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    iot.create_jobs("ota-running", status="IN_PROGRESS")
+    monkeypatch.setenv("LOG_GROUP_NAME", "/iot-job-cleanup/Stack-Logs")
+    monkeypatch.setattr(handler, "_client_cache", {"iot": iot.client, "cloudformation": iot.cloudformation})
+
+    with pytest.raises(ForceRequiredError) as failure:
+        handler.on_event(event("Delete", ["ota-running"]), None)
+
+    assert str(failure.value).endswith("Handler logs: CloudWatch log group /iot-job-cleanup/Stack-Logs.")
+
+
+def test_empty_job_ids_from_an_empty_list_parameter_are_ignored(iot: Iot, clock: SimClock) -> None:
+    iot.create_jobs("ota-1")
+
+    outcome = run_delete(iot, clock, event("Delete", ["", "ota-1", ""]))
+
+    assert outcome.complete, outcome.error
+    assert iot.existing() == set()

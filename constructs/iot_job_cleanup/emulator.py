@@ -22,6 +22,11 @@ describes, on top of a moto IoT backend:
 Two ways in: ``emulated_iot()`` patches moto's IoT responses, so real boto3 clients talk
 to it through ``mock_aws`` or a ``ThreadedMotoServer``; ``LifecycleClient`` calls the same
 lifecycle in-process, with the same errors, for simulations that make millions of calls.
+
+The handler also asks CloudFormation for its stack's status (it deletes only at stack
+teardown). ``emulated_stack`` puts a stack record with a chosen status into moto's
+CloudFormation, so ``DescribeStacks`` answers it through moto; ``StackStatusClient``
+answers the same call in-process.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
+from moto.cloudformation.models import cloudformation_backends
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult, EmptyResult
 from moto.iot.models import FakeJob, IoTBackend, iot_backends
@@ -44,7 +50,10 @@ __all__ = [
     "DeletionLifecycle",
     "DeletionTime",
     "LifecycleClient",
+    "StackStatusClient",
     "emulated_iot",
+    "emulated_stack",
+    "set_stack_status",
 ]
 
 DELETING = "DELETION_IN_PROGRESS"
@@ -437,3 +446,40 @@ class LifecycleClient:
         if token:
             page["nextToken"] = token
         return page
+
+
+# --------------------------------------------------------------------------- CloudFormation stacks
+
+# A stack record needs a template; its resources play no part here.
+_EMPTY_TEMPLATE = '{"Resources": {}}'
+
+
+def emulated_stack(account_id: str, region: str, name: str, status: str, stack_id: str | None = None) -> str:
+    """Put a stack record in moto's CloudFormation with ``status``; return its stack id.
+
+    DescribeStacks (by name or id) then answers it, through ``mock_aws`` or a
+    ``ThreadedMotoServer`` in this process. ``stack_id`` gives it a chosen id (an event's
+    ``StackId``), else moto makes one.
+    """
+    backend = cloudformation_backends[account_id][region]
+    stack = backend.create_stack(name=name, template=_EMPTY_TEMPLATE, parameters={})
+    if stack_id:
+        backend.stacks[stack_id] = backend.stacks.pop(stack.stack_id)
+        stack.stack_id = stack_id
+    stack.status = status
+    return stack.stack_id
+
+
+def set_stack_status(account_id: str, region: str, stack_id: str, status: str) -> None:
+    """Change an emulated stack's status, as CloudFormation does between an update's phases."""
+    cloudformation_backends[account_id][region].stacks[stack_id].status = status
+
+
+@dataclass
+class StackStatusClient:
+    """CloudFormation's DescribeStacks answered in-process from a status (for simulations)."""
+
+    status: str = "DELETE_IN_PROGRESS"
+
+    def describe_stacks(self, StackName: str) -> dict[str, Any]:  # noqa: N803 (boto3's name)
+        return {"Stacks": [{"StackId": StackName, "StackName": StackName, "StackStatus": self.status}]}
