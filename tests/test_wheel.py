@@ -11,14 +11,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 USER_APP = """
+import json
+
 import aws_cdk as cdk
 import iot_job_cleanup
 from iot_job_cleanup import IotJobCleanup
+from iot_job_cleanup.testing import asset_hashes, template_for_snapshot
 
 app = cdk.App(outdir="cdk.out")
 stack = cdk.Stack(app, "UserStack")
 IotJobCleanup(stack, "Cleanup", job_ids=["ota-2026-11", "ota-2026-12"], force=True)
 app.synth()
+masked = template_for_snapshot(stack)
+assert not asset_hashes(masked) and '"<asset-hash>.zip"' in json.dumps(masked), masked
 print(iot_job_cleanup.__file__)
 """
 
@@ -46,6 +51,9 @@ def test_a_wheel_installed_in_a_new_venv_synthesizes_a_stack_outside_the_repo(tm
     installed_at = run(venv / "bin" / "python", "app.py", cwd=user, env=env).strip().splitlines()[-1]
 
     assert installed_at.startswith(str(venv)), installed_at
+    package = Path(installed_at).parent
+    assert (package / "py.typed").is_file(), "py.typed is missing: type checkers would ignore our hints"
+    assert (package / "testing.py").is_file()
     assert (venv / "bin" / "iot-job-cleanup-rehearse").is_file()
     template = json.loads((user / "cdk.out" / "UserStack.template.json").read_text())
     (resource,) = [r for r in template["Resources"].values() if r["Type"] == "Custom::IotJobCleanup"]

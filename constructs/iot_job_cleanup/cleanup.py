@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -65,6 +66,19 @@ def handler_directory() -> Path:
     )
 
 
+class _InitSignature:
+    """The signature of ``__init__``, for ``help()`` and ``inspect.signature()`` of a jsii class.
+
+    They would show jsii's metaclass ``__call__(*args, **kwargs)`` instead.
+    """
+
+    def __get__(self, instance: object, owner: type) -> inspect.Signature:
+        signature = inspect.signature(owner.__init__)
+        return signature.replace(
+            parameters=list(signature.parameters.values())[1:], return_annotation=inspect.Signature.empty
+        )
+
+
 class IotJobCleanup(Construct):
     """Deletes the named AWS IoT jobs when the stack is torn down, and waits until they are gone.
 
@@ -77,6 +91,8 @@ class IotJobCleanup(Construct):
     Every IotJobCleanup of a stack shares one provider, whatever its options, so changing
     an option never changes a deployed resource's ServiceToken.
     """
+
+    __signature__ = _InitSignature()
 
     def __init__(
         self,
