@@ -1,23 +1,37 @@
-"""Rehearse `cdk deploy` and `cdk destroy` of a CDK app's IotJobCleanup resources, offline.
+"""Rehearse `cdk deploy`, `cdk deploy` of an update and `cdk destroy` of a CDK app's IotJobCleanup
+resources, offline, by CloudFormation's rules.
 
-    python -m iot_job_cleanup.rehearse [--cdk-out cdk.out] [--scenario calm|contended] ...
+    python -m iot_job_cleanup.rehearse [--cdk-out cdk.out] [--update-from old.out] ...
 
-Reads a synthesized cloud assembly, starts an AWS-protocol IoT endpoint on loopback (moto's
-server plus the DeleteJob lifecycle, see ``emulator``), "deploys" the stacks' thing groups,
-things and the jobs their cleanup resources name, then "destroys": for every cleanup
-custom resource it runs the handler code from the asset folder in the cloud assembly
-(what would really be uploaded) the way CloudFormation and the Provider framework do:
-``on_event`` once with the Delete request, then ``is_complete`` every query interval until
-it is complete, raises, or the waiter's attempts run out. Time runs faster by a factor,
-shown on screen. Exits non-zero if a job is left or a handler failed.
+Reads a synthesized cloud assembly, starts an AWS-protocol endpoint on loopback (moto's server:
+IoT with the DeleteJob lifecycle, see ``emulator``, and CloudFormation's stack records, which the
+handler asks for its stack's status), then plays CloudFormation:
+
+- **deploy**: creates the stacks' thing groups, things and the jobs their cleanup resources
+  name, and sends each cleanup resource its Create (stack ``CREATE_IN_PROGRESS``);
+- **update** (``--update-from OLD``: OLD is deployed first): refuses a changed ``ServiceToken``
+  as CloudFormation does; sends Create to new cleanup resources and Update to changed ones
+  (``UPDATE_IN_PROGRESS``), then Delete to the ones the new template no longer has
+  (``UPDATE_COMPLETE_CLEANUP_IN_PROGRESS``), and checks that no job was touched;
+- **destroy**: sends every cleanup resource whose ``DeletionPolicy`` is not ``Retain`` its
+  Delete, all in parallel (``DELETE_IN_PROGRESS``).
+
+Each request runs the handler code from the asset folder in the cloud assembly (what would
+really be uploaded) the way the Provider framework does: ``on_event`` once, then
+``is_complete`` every query interval until it is complete, raises, or the waiter's attempts
+run out. Time runs faster by a factor, shown on screen. Exits 1 if a job is left that should
+be gone, a job was touched that should not be, or a handler failed; 2 if the assembly cannot
+be rehearsed (the message says why and what to pass).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import json
 import logging
+import re
 import socket
 import sys
 import threading
@@ -25,18 +39,16 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TextIO
-
-import boto3
-from moto.iot.models import iot_backends
-from moto.server import ThreadedMotoServer
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .cleanup import RESOURCE_TYPE
-from .emulator import DeletionLifecycle, DeletionTime, emulated_iot
 from .provider import replay_delete
+
+if TYPE_CHECKING:  # the emulator extra (moto, boto3) is imported only when a rehearsal runs
+    from .emulator import DeletionLifecycle, DeletionTime
 
 __all__ = ["RehearsalError", "main", "rehearse"]
 
@@ -44,10 +56,42 @@ ACCOUNT = "123456789012"
 REGION = "us-east-1"
 CREDENTIALS = {"aws_access_key_id": "rehearsal", "aws_secret_access_key": "rehearsal"}
 BYSTANDER_JOB = "bystander-job-not-in-any-cleanup"
+EMULATOR_EXTRA = "pip install 'iot-job-cleanup[emulator]'"
+RETAIN_POLICIES = frozenset({"Retain", "RetainExceptOnCreate"})
+KEPT = "kept: DeletionPolicy Retain"
+SERVICE_TOKEN_REFUSAL = "Modifying service token is not allowed."
 
 
 class RehearsalError(Exception):
     """The cloud assembly cannot be rehearsed; the message says why."""
+
+
+class UnresolvableError(RehearsalError):
+    """A value a cleanup resource depends on has no value offline."""
+
+
+def _require_emulator() -> None:
+    """The endpoint needs the emulator extra; say how to install it instead of a traceback."""
+    try:
+        import boto3  # noqa: F401
+        import moto.server  # noqa: F401
+
+        from . import emulator  # noqa: F401
+    except ImportError as exc:
+        missing = exc.name or str(exc)
+        raise RehearsalError(
+            f"the rehearsal needs the emulator extra (moto's server and boto3; {missing} is not "
+            f"installed): {EMULATOR_EXTRA}"
+        ) from None
+
+
+def __getattr__(name: str) -> Any:
+    """``rehearse.DeletionTime`` and friends, imported from the emulator when first used."""
+    if name in ("DeletionLifecycle", "DeletionTime", "emulated_iot"):
+        from . import emulator
+
+        return getattr(emulator, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------- time
@@ -68,6 +112,251 @@ class ScaledClock:
         time.sleep(max(0.0, seconds) / self.factor)
 
 
+# --------------------------------------------------------------------------- intrinsic functions
+
+
+class _NoValue:
+    def __repr__(self) -> str:
+        return "AWS::NoValue"
+
+
+NO_VALUE = _NoValue()
+_PLACEHOLDER = re.compile(r"<unresolved-\d+>")
+
+
+def _is_list_type(parameter_type: str) -> bool:
+    return "CommaDelimitedList" in parameter_type or "List<" in parameter_type
+
+
+class Intrinsics:
+    """CloudFormation's intrinsic functions over values known offline.
+
+    ``Ref`` (pseudo parameters, parameters, a few resources), ``Fn::GetAtt`` (thing group
+    ARNs, an AwsCustomResource's CreateJob parameters), ``Fn::Join``, ``Fn::Split``,
+    ``Fn::Select``, ``Fn::Sub`` and ``Fn::ImportValue``. Parameter values: ``given``
+    (``--parameter NAME=VALUE``) first, then the Default; list types split on commas. An SSM
+    parameter's Default is the SSM parameter's name, never its value: it needs ``given``.
+
+    Strict (the cleanup's properties): anything unknown raises ``UnresolvableError`` naming it and
+    the way out. Lenient (an AwsCustomResource's whole call, only part of which is needed):
+    it becomes a placeholder, and using a placeholder raises the original error.
+    """
+
+    def __init__(
+        self,
+        stack: str,
+        template: Mapping[str, Any],
+        given: Mapping[str, str] | None = None,
+        *,
+        strict: bool = True,
+    ) -> None:
+        self.stack = stack
+        self.template = template
+        self.resources: Mapping[str, Any] = template.get("Resources", {})
+        self.parameters: Mapping[str, Any] = template.get("Parameters", {})
+        self.given = dict(given or {})
+        self.strict = strict
+        self._placeholders: dict[str, UnresolvableError] = {}
+
+    def render(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [item for item in (self.render(item) for item in value) if item is not NO_VALUE]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            ((key, argument),) = value.items()
+            if key == "Ref" or key.startswith("Fn::"):
+                try:
+                    try:
+                        return self._intrinsic(key, argument)
+                    except (TypeError, ValueError, AttributeError) as exc:
+                        raise UnresolvableError(
+                            f"{key} {json.dumps(argument)} is malformed ({exc})."
+                        ) from None
+                except UnresolvableError as exc:
+                    if self.strict:
+                        raise
+                    token = f"<unresolved-{len(self._placeholders)}>"
+                    self._placeholders[token] = exc
+                    return token
+        rendered = {key: self.render(item) for key, item in value.items()}
+        return {key: item for key, item in rendered.items() if item is not NO_VALUE}
+
+    # -- shapes
+
+    def _check(self, value: Any, *, lenient_too: bool = False) -> None:
+        """Using a placeholder is using the value it stands for: raise why it has none. Lenient,
+        placeholders pass through strings (only a part of the call may be needed)."""
+        if not (self.strict or lenient_too):
+            return
+        for token in _PLACEHOLDER.findall(json.dumps(value, default=repr)):
+            if token in self._placeholders:
+                raise self._placeholders[token]
+
+    def _string(self, value: Any, where: str) -> str:
+        self._check(value)
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, str | int | float):
+            return str(value)
+        raise UnresolvableError(f"{where} needs a string here, not {value!r}.")
+
+    def _list(self, value: Any, where: str) -> list[Any]:
+        self._check(value, lenient_too=isinstance(value, str))  # a placeholder stands for a list
+        if not isinstance(value, list):
+            raise UnresolvableError(f"{where} needs a list here, not {value!r}.")
+        return value
+
+    # -- the functions
+
+    def _intrinsic(self, key: str, argument: Any) -> Any:
+        if key == "Ref":
+            return self._ref(self._string(argument, "Ref"))
+        if key == "Fn::GetAtt":
+            logical_id, attribute = argument.split(".", 1) if isinstance(argument, str) else argument
+            return self._get_att(logical_id, self._string(self.render(attribute), "Fn::GetAtt"))
+        if key == "Fn::Join":
+            separator, parts = argument
+            items = self._list(self.render(parts), "Fn::Join")
+            return self._string(separator, "Fn::Join").join(self._string(item, "Fn::Join") for item in items)
+        if key == "Fn::Split":
+            delimiter, source = argument
+            return self._string(self.render(source), "Fn::Split").split(self._string(delimiter, "Fn::Split"))
+        if key == "Fn::Select":
+            index_value, items_value = argument
+            items = self._list(self.render(items_value), "Fn::Select")
+            index_text = self._string(self.render(index_value), "Fn::Select")
+            if not index_text.isdigit() or int(index_text) >= len(items):
+                raise UnresolvableError(f"Fn::Select index {index_text} is outside the list {items!r}.")
+            return items[int(index_text)]
+        if key == "Fn::Sub":
+            return self._sub(argument)
+        if key == "Fn::ImportValue":
+            name = self._string(self.render(argument), "Fn::ImportValue")
+            if name in self.given:
+                return self.given[name]
+            raise UnresolvableError(
+                f"Fn::ImportValue {name!r} is another stack's export, which has no value offline: "
+                f"pass --parameter {name}=VALUE."
+            )
+        raise UnresolvableError(
+            f"{key} is not one of the intrinsic functions the rehearsal resolves offline."
+        )
+
+    def _sub(self, argument: Any) -> str:
+        text, variables = (argument, {}) if isinstance(argument, str) else argument
+        values = {name: self.render(value) for name, value in variables.items()}
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name.startswith("!"):
+                return "${" + name[1:] + "}"
+            if name in values:
+                return self._string(values[name], "Fn::Sub")
+            if "." in name:
+                return self._string(self._get_att(*name.split(".", 1)), "Fn::Sub")
+            return self._string(self._ref(name), "Fn::Sub")
+
+        return re.sub(r"\$\{([^}]+)\}", substitute, self._string(text, "Fn::Sub"))
+
+    def _ref(self, name: str) -> Any:
+        pseudo: dict[str, Any] = {
+            "AWS::Partition": "aws",
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::StackName": self.stack,
+            "AWS::StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{self.stack}/rehearsal",
+            "AWS::NotificationARNs": [],
+            "AWS::NoValue": NO_VALUE,
+        }
+        if name in pseudo:
+            return pseudo[name]
+        if name in self.parameters:
+            return self._parameter(name)
+        if name in self.resources:
+            return self._resource_ref(name)
+        raise UnresolvableError(f"Ref {name!r} names no parameter or resource of the template.")
+
+    def _parameter(self, name: str) -> Any:
+        declared = self.parameters[name]
+        parameter_type = str(declared.get("Type", "String"))
+        is_list = _is_list_type(parameter_type)
+        value_hint = f"--parameter {name}=VALUE" + (",VALUE... (comma-separated: a list)" if is_list else "")
+        if name in self.given:
+            text = self.given[name]
+        elif parameter_type.startswith("AWS::SSM::Parameter::Value<"):
+            raise UnresolvableError(
+                f"parameter {name!r} ({parameter_type}) is read from SSM Parameter Store at deploy "
+                f"time; its Default {declared.get('Default')!r} is the SSM parameter's name, not a "
+                f"value. Pass {value_hint}."
+            )
+        elif "Default" in declared:
+            text = declared["Default"]
+        else:
+            raise UnresolvableError(f"parameter {name!r} has no Default: pass {value_hint}.")
+        if not is_list:
+            return str(text)
+        return [str(item) for item in text] if isinstance(text, list) else str(text).split(",")
+
+    def _resource_ref(self, logical_id: str) -> str:
+        resource = self.resources[logical_id]
+        properties = resource.get("Properties", {})
+        name_property = {"AWS::IoT::ThingGroup": "ThingGroupName", "AWS::IoT::Thing": "ThingName"}
+        if resource.get("Type") in name_property and name_property[resource["Type"]] in properties:
+            return self._string(self.render(properties[name_property[resource["Type"]]]), "Ref")
+        if resource.get("Type") == "Custom::AWS":  # AwsCustomResource: its PhysicalResourceId.of(...)
+            physical = self._custom_aws_call(logical_id).get("physicalResourceId", {}).get("id")
+            if physical is not None:
+                self._check(physical)
+                return str(physical)
+        raise UnresolvableError(f"Ref {logical_id} (a {resource.get('Type')}) has no value offline.")
+
+    def _get_att(self, logical_id: str, attribute: str) -> str:
+        resource = self.resources.get(logical_id, {})
+        properties = resource.get("Properties", {})
+        if (
+            resource.get("Type") == "AWS::IoT::ThingGroup"
+            and attribute == "Arn"
+            and "ThingGroupName" in properties
+        ):
+            group = self._string(self.render(properties["ThingGroupName"]), "Fn::GetAtt")
+            return f"arn:aws:iot:{REGION}:{ACCOUNT}:thinggroup/{group}"
+        if resource.get("Type") == "Custom::AWS":  # AwsCustomResource: answer from its Create call
+            parameters = self._custom_aws_call(logical_id).get("parameters", {})
+            if attribute in parameters:
+                self._check(parameters[attribute])
+                return str(parameters[attribute])
+        raise UnresolvableError(
+            f"Fn::GetAtt {logical_id}.{attribute} has no value offline: only literal job ids, "
+            "parameters (--parameter NAME=VALUE), Fn::Join/Split/Select/Sub over them and "
+            "AwsCustomResource CreateJob calls can be rehearsed."
+        )
+
+    def _custom_aws_call(self, logical_id: str) -> dict[str, Any]:
+        create = self.resources[logical_id].get("Properties", {}).get("Create")
+        lenient = Intrinsics(self.stack, self.template, self.given, strict=False)
+        try:
+            call = json.loads(lenient.render(create))
+        except (TypeError, ValueError):
+            raise UnresolvableError(f"{logical_id}: its Create call cannot be read offline.") from None
+        self._placeholders.update(lenient._placeholders)
+        return call if isinstance(call, dict) else {}
+
+
+def _as_sent(value: Any) -> Any:
+    """Property values as CloudFormation hands them to a custom resource: scalars as strings."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list):
+        return [_as_sent(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _as_sent(item) for key, item in value.items()}
+    return value
+
+
 # --------------------------------------------------------------------------- the cloud assembly
 
 
@@ -83,13 +372,29 @@ class HandlerFunction:
 class CleanupResource:
     stack: str
     logical_id: str
-    properties: dict[str, Any]
+    properties: dict[str, Any]  # as CloudFormation sends them, ServiceToken apart
     on_event: HandlerFunction
     is_complete: HandlerFunction
+    service_token: Any = None  # the raw template value, e.g. {"Fn::GetAtt": [X, "Arn"]}
+    deletion_policy: str = "Delete"
+
+    @property
+    def name(self) -> str:
+        return f"{self.stack}/{self.logical_id}"
 
     @property
     def job_ids(self) -> list[str]:
-        return list(self.properties["JobIds"])
+        """The jobs it names; empty strings (an empty CommaDelimitedList gives [""]) are none."""
+        return [job_id for job_id in self.properties["JobIds"] if job_id]
+
+    @property
+    def retained(self) -> bool:
+        return self.deletion_policy in RETAIN_POLICIES
+
+    @property
+    def service_token_arn(self) -> str:
+        target = _get_att_target(self.service_token) or "unknown"
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{target}"
 
 
 @dataclass
@@ -98,65 +403,18 @@ class StackPlan:
     thing_groups: list[str]
     things: list[str]
     cleanups: list[CleanupResource]
+    resources: Mapping[str, Any] = field(default_factory=dict)
+    cdk_out: Path = Path()
 
 
-class Intrinsics:
-    """Just enough of CloudFormation's intrinsic functions to read a CDK template."""
-
-    def __init__(
-        self, template: Mapping[str, Any], attributes: Mapping[tuple[str, str], str], *, strict: bool = True
-    ) -> None:
-        self.template = template
-        self.resources = template.get("Resources", {})
-        self.parameters = template.get("Parameters", {})
-        self.attributes = attributes
-        self.strict = strict
-
-    def render(self, value: Any) -> Any:
-        if isinstance(value, list):
-            return [self.render(item) for item in value]
-        if not isinstance(value, dict):
-            return value
-        if "Fn::Join" in value:
-            separator, parts = value["Fn::Join"]
-            return separator.join(str(self.render(part)) for part in parts)
-        if "Ref" in value:
-            return self._ref(value["Ref"])
-        if "Fn::GetAtt" in value:
-            return self._get_att(*value["Fn::GetAtt"])
-        return {key: self.render(item) for key, item in value.items()}
-
-    def _ref(self, name: str) -> str:
-        pseudo = {
-            "AWS::Partition": "aws",
-            "AWS::Region": REGION,
-            "AWS::AccountId": ACCOUNT,
-            "AWS::URLSuffix": "amazonaws.com",
-        }
-        if name in pseudo:
-            return pseudo[name]
-        if name in self.parameters and "Default" in self.parameters[name]:
-            return str(self.parameters[name]["Default"])
-        raise RehearsalError(f"Ref {name!r} has no value offline: give the parameter a Default.")
-
-    def _get_att(self, logical_id: str, attribute: str) -> str:
-        if (logical_id, attribute) in self.attributes:
-            return self.attributes[(logical_id, attribute)]
-        resource = self.resources.get(logical_id, {})
-        if resource.get("Type") == "Custom::AWS":  # AwsCustomResource: answer from its Create call
-            lenient = Intrinsics(self.template, self.attributes, strict=False)
-            call = json.loads(lenient.render(resource["Properties"]["Create"]))
-            if attribute in call.get("parameters", {}):
-                return str(call["parameters"][attribute])
-        if not self.strict:
-            return f"<{logical_id}.{attribute}>"
-        raise RehearsalError(
-            f"Fn::GetAtt {logical_id}.{attribute} has no value offline: only literal job ids, "
-            "parameters with a Default and AwsCustomResource CreateJob calls can be rehearsed."
-        )
-
-
-def read_assembly(cdk_out: Path, stack_names: list[str] | None = None) -> list[StackPlan]:
+def read_assembly(
+    cdk_out: Path,
+    stack_names: list[str] | None = None,
+    *,
+    parameters: Mapping[str, str] | None = None,
+    keep_empty: bool = False,
+) -> list[StackPlan]:
+    """The stacks of a cloud assembly that have cleanup resources (all of them: ``keep_empty``)."""
     manifest_path = cdk_out / "manifest.json"
     if not manifest_path.is_file():
         raise RehearsalError(f"{manifest_path} does not exist: run `cdk synth` first.")
@@ -166,37 +424,40 @@ def read_assembly(cdk_out: Path, stack_names: list[str] | None = None) -> list[S
         if artifact.get("type") != "aws:cloudformation:stack" or (stack_names and name not in stack_names):
             continue
         template = json.loads((cdk_out / artifact["properties"]["templateFile"]).read_text())
-        plan = _plan_stack(name, template, cdk_out)
-        if plan.cleanups:
+        plan = _plan_stack(name, template, cdk_out, parameters or {})
+        if plan.cleanups or keep_empty:
             plans.append(plan)
-    if not plans:
+    if not keep_empty and not plans:
         raise RehearsalError(f"No stack in {cdk_out} has an IotJobCleanup ({RESOURCE_TYPE}) resource.")
     return plans
 
 
-def _plan_stack(name: str, template: Mapping[str, Any], cdk_out: Path) -> StackPlan:
+def _plan_stack(name: str, template: Mapping[str, Any], cdk_out: Path, given: Mapping[str, str]) -> StackPlan:
     resources = template.get("Resources", {})
+    lenient = Intrinsics(name, template, given, strict=False)
 
     def names_of(resource_type: str, key: str) -> list[str]:
-        return [
-            r["Properties"][key]
+        values = [
+            lenient.render(r["Properties"][key])
             for r in resources.values()
             if r["Type"] == resource_type and key in r.get("Properties", {})
         ]
+        return [value for value in values if isinstance(value, str) and not _PLACEHOLDER.search(value)]
 
-    groups = names_of("AWS::IoT::ThingGroup", "ThingGroupName")
-    attributes = {
-        (logical_id, "Arn"): f"arn:aws:iot:{REGION}:{ACCOUNT}:thinggroup/{r['Properties']['ThingGroupName']}"
-        for logical_id, r in resources.items()
-        if r["Type"] == "AWS::IoT::ThingGroup" and "ThingGroupName" in r.get("Properties", {})
-    }
-    intrinsics = Intrinsics(template, attributes)
+    intrinsics = Intrinsics(name, template, given)
     cleanups = [
         _plan_cleanup(name, logical_id, resource, resources, intrinsics, cdk_out)
         for logical_id, resource in resources.items()
         if resource["Type"] == RESOURCE_TYPE
     ]
-    return StackPlan(name, groups, names_of("AWS::IoT::Thing", "ThingName"), cleanups)
+    return StackPlan(
+        name,
+        names_of("AWS::IoT::ThingGroup", "ThingGroupName"),
+        names_of("AWS::IoT::Thing", "ThingName"),
+        cleanups,
+        resources,
+        cdk_out,
+    )
 
 
 def _plan_cleanup(
@@ -207,36 +468,78 @@ def _plan_cleanup(
     intrinsics: Intrinsics,
     cdk_out: Path,
 ) -> CleanupResource:
-    properties = {k: intrinsics.render(v) for k, v in resource["Properties"].items() if k != "ServiceToken"}
-    framework = resources[resource["Properties"]["ServiceToken"]["Fn::GetAtt"][0]]
-    framework_env = framework["Properties"]["Environment"]["Variables"]
-
-    def user_function(variable: str) -> HandlerFunction:
-        function = resources[framework_env[variable]["Fn::GetAtt"][0]]
-        return HandlerFunction(
-            handler=function["Properties"]["Handler"],
-            asset_dir=_asset_dir(function, cdk_out, logical_id),
-            environment=function["Properties"].get("Environment", {}).get("Variables", {}),
-            timeout_seconds=float(function["Properties"].get("Timeout", 3)),
-        )
-
+    properties: dict[str, Any] = {}
+    for key, value in resource.get("Properties", {}).items():
+        if key == "ServiceToken":
+            continue
+        try:
+            properties[key] = _as_sent(intrinsics.render(value))
+        except UnresolvableError as exc:
+            raise UnresolvableError(f"{stack}/{logical_id} {key}: {exc}") from None
+    job_ids = properties.get("JobIds")
+    if not isinstance(job_ids, list) or not all(isinstance(job_id, str) for job_id in job_ids):
+        raise RehearsalError(f"{stack}/{logical_id}: JobIds is {job_ids!r}, not a list of job ids.")
+    token = resource.get("Properties", {}).get("ServiceToken")
+    on_event, is_complete = _handler_functions(f"{stack}/{logical_id}", token, resources, cdk_out)
+    policy = resource.get("DeletionPolicy", "Delete")
     return CleanupResource(
         stack,
         logical_id,
         properties,
-        user_function("USER_ON_EVENT_FUNCTION_ARN"),
-        user_function("USER_IS_COMPLETE_FUNCTION_ARN"),
+        on_event,
+        is_complete,
+        service_token=token,
+        deletion_policy=str(intrinsics.render(policy)),
     )
 
 
-def _asset_dir(function: Mapping[str, Any], cdk_out: Path, logical_id: str) -> Path:
+def _get_att_target(value: Any) -> str | None:
+    """X of {"Fn::GetAtt": [X, "Arn"]} (or "X.Arn")."""
+    get_att = value.get("Fn::GetAtt") if isinstance(value, dict) else None
+    if isinstance(get_att, str):
+        return get_att.split(".", 1)[0]
+    if isinstance(get_att, list) and get_att and isinstance(get_att[0], str):
+        return get_att[0]
+    return None
+
+
+def _handler_functions(
+    name: str, service_token: Any, resources: Mapping[str, Any], cdk_out: Path
+) -> tuple[HandlerFunction, HandlerFunction]:
+    """The user functions behind a Provider framework's ServiceToken, in this template."""
+    framework = resources.get(_get_att_target(service_token) or "", {})
+    framework_env = framework.get("Properties", {}).get("Environment", {}).get("Variables", {})
+    if not all(
+        key in framework_env for key in ("USER_ON_EVENT_FUNCTION_ARN", "USER_IS_COMPLETE_FUNCTION_ARN")
+    ):
+        raise RehearsalError(
+            f"{name}: its ServiceToken {json.dumps(service_token)} is not a Provider framework "
+            "function of the template, so the rehearsal cannot find its handler."
+        )
+
+    def user_function(variable: str) -> HandlerFunction:
+        logical_id = _get_att_target(framework_env[variable]) or ""
+        function = resources.get(logical_id)
+        if not function:
+            raise RehearsalError(f"{name}: {variable} names no function of the template.")
+        return HandlerFunction(
+            handler=function["Properties"]["Handler"],
+            asset_dir=_asset_dir(function, cdk_out, name),
+            environment=function["Properties"].get("Environment", {}).get("Variables", {}),
+            timeout_seconds=float(function["Properties"].get("Timeout", 3)),
+        )
+
+    return user_function("USER_ON_EVENT_FUNCTION_ARN"), user_function("USER_IS_COMPLETE_FUNCTION_ARN")
+
+
+def _asset_dir(function: Mapping[str, Any], cdk_out: Path, name: str) -> Path:
     """The function's code folder: from the CLI's asset metadata, else from its S3 key."""
     asset = function.get("Metadata", {}).get("aws:asset:path")
     key = function["Properties"].get("Code", {}).get("S3Key")
     if not asset and isinstance(key, str) and key.endswith(".zip"):
         asset = f"asset.{key.removesuffix('.zip')}"
     if not asset or not (cdk_out / asset).is_dir():
-        raise RehearsalError(f"{logical_id}: the handler's asset folder is not in {cdk_out}.")
+        raise RehearsalError(f"{name}: the handler's asset folder is not in {cdk_out}.")
     return cdk_out / asset
 
 
@@ -254,16 +557,7 @@ def load_handler(function: HandlerFunction) -> ModuleType:
     return module
 
 
-# --------------------------------------------------------------------------- deploy and destroy
-
-
-@dataclass
-class Outcome:
-    resource: CleanupResource
-    state: str = "waiting"  # waiting | deleting | complete | failed
-    invocations: int = 0
-    elapsed: float = 0.0
-    reason: str = ""
+# --------------------------------------------------------------------------- the endpoint
 
 
 def free_port() -> int:
@@ -276,9 +570,17 @@ def free_port() -> int:
 def iot_endpoint(
     clock: ScaledClock, deletion: DeletionTime, list_lag_seconds: float = 0.0
 ) -> Iterator[tuple[str, DeletionLifecycle]]:
-    """moto's server on a free loopback port, with the DeleteJob lifecycle; stopped on exit."""
+    """moto's server on a free loopback port (IoT with the DeleteJob lifecycle, and
+    CloudFormation's stack records); stopped on exit."""
+    from moto.cloudformation.models import cloudformation_backends
+    from moto.iot.models import iot_backends
+    from moto.server import ThreadedMotoServer
+
+    from .emulator import emulated_iot
+
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
     iot_backends[ACCOUNT][REGION].reset()  # moto's state is per process: start empty
+    cloudformation_backends[ACCOUNT][REGION].reset()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
     server.start()
     try:
@@ -292,6 +594,8 @@ def iot_endpoint(
 
 
 def iot_client(endpoint: str, config: Any = None) -> Any:
+    import boto3
+
     return boto3.client("iot", endpoint_url=endpoint, region_name=REGION, config=config, **CREDENTIALS)
 
 
@@ -300,13 +604,21 @@ def deploy(plans: list[StackPlan], endpoint: str, lifecycle: DeletionLifecycle) 
 
     Jobs are created over the wire, then put in the state a fleet leaves them in by teardown
     time: COMPLETED, or IN_PROGRESS where the resource deletes with force (a continuous job).
+    What exists already (an update) is left exactly as it is.
     """
     iot = iot_client(endpoint)
+    with lifecycle._lock:
+        existing_groups = {group.thing_group_name for group in lifecycle.backend.thing_groups.values()}
+        existing_things = {thing.thing_name for thing in lifecycle.backend.things.values()}
+    targets: list[str] = []
     for plan in plans:
         things = plan.things or [f"{plan.name}-rehearsal-device"]  # a job needs a target
         for group in plan.thing_groups:
-            iot.create_thing_group(thingGroupName=group)
+            if group not in existing_groups:
+                iot.create_thing_group(thingGroupName=group)
         for thing in things:
+            if thing in existing_things:
+                continue
             iot.create_thing(thingName=thing)
             for group in plan.thing_groups[:1]:
                 iot.add_thing_to_thing_group(thingGroupName=group, thingName=thing)
@@ -314,77 +626,136 @@ def deploy(plans: list[StackPlan], endpoint: str, lifecycle: DeletionLifecycle) 
         targets = targets or [f"arn:aws:iot:{REGION}:{ACCOUNT}:thing/{things[0]}"]
         for cleanup in plan.cleanups:
             namespace = cleanup.properties.get("NamespaceId")
+            forced = str(cleanup.properties.get("Force", "false")).lower() == "true"
             for job_id in cleanup.job_ids:
+                if job_id in lifecycle.backend.jobs:
+                    continue
                 iot.create_job(
                     jobId=job_id,
                     targets=targets,
                     document=json.dumps({"operation": "rehearsal"}),
                     **({"namespaceId": namespace} if namespace else {}),
                 )
-                forced = str(cleanup.properties.get("Force", "false")).lower() == "true"
                 lifecycle.set_status(job_id, "IN_PROGRESS" if forced else "COMPLETED")
-    iot.create_job(jobId=BYSTANDER_JOB, targets=targets, document=json.dumps({"operation": "keep"}))
-    lifecycle.set_status(BYSTANDER_JOB, "COMPLETED")
+    if BYSTANDER_JOB not in lifecycle.backend.jobs and targets:
+        iot.create_job(jobId=BYSTANDER_JOB, targets=targets, document=json.dumps({"operation": "keep"}))
+        lifecycle.set_status(BYSTANDER_JOB, "COMPLETED")
 
 
-def destroy_resource(cleanup: CleanupResource, outcome: Outcome, endpoint: str, clock: ScaledClock) -> None:
-    """One resource's Delete, as CloudFormation and the Provider framework would run it."""
-    on_event_module = load_handler(cleanup.on_event)
-    is_complete_module = load_handler(cleanup.is_complete)
-    request = {
-        "RequestType": "Delete",
-        "ServiceToken": "arn:aws:lambda:rehearsal",
-        "ResponseURL": "https://rehearsal.invalid/response",
-        "StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{cleanup.stack}/{uuid.uuid4()}",
-        "RequestId": str(uuid.uuid4()),
-        "LogicalResourceId": cleanup.logical_id,
-        "PhysicalResourceId": f"iot-job-cleanup:{cleanup.logical_id}",
-        "ResourceType": RESOURCE_TYPE,
-        "ResourceProperties": {"ServiceToken": "arn:aws:lambda:rehearsal", **cleanup.properties},
-    }
-    timing = is_complete_module.Timing.from_environment(cleanup.is_complete.environment)
-    attempts = int(timing.total_timeout // timing.query_interval)
-    start = clock.now()
-    try:
-        outcome.state = "deleting"
-        on_event_client = iot_client(endpoint, on_event_module.CLIENT_CONFIG)
-        is_complete_client = iot_client(endpoint, is_complete_module.CLIENT_CONFIG)
+# --------------------------------------------------------------------------- one request
 
-        def on_event(event: Mapping[str, Any]) -> Mapping[str, Any]:
-            outcome.invocations += 1
-            return on_event_module.handle_on_event(
-                event,
-                client=on_event_client,
-                timing=on_event_module.Timing.from_environment(cleanup.on_event.environment),
-                remaining_lambda_seconds=cleanup.on_event.timeout_seconds,
-                clock=clock.now,
-                sleep=clock.sleep,
-            )
 
-        def is_complete(event: Mapping[str, Any]) -> Mapping[str, Any]:
-            outcome.invocations += 1
-            return is_complete_module.handle_is_complete(
-                event,
-                client=is_complete_client,
-                timing=timing,
-                remaining_lambda_seconds=cleanup.is_complete.timeout_seconds,
-                clock=clock.now,
-                sleep=clock.sleep,
-            )
+@dataclass
+class Outcome:
+    resource: CleanupResource
+    state: str = "waiting"  # waiting | creating | updating | deleting | complete | failed | retained
+    invocations: int = 0
+    elapsed: float = 0.0
+    reason: str = ""
+    request: str = "Delete"  # Create | Update | Delete
+    physical_id: str = ""
+    iot_calls: int = 0  # IoT calls while it ran (counted for the requests run one at a time)
+    stack_status: str = ""  # the stack's status while it ran
 
-        replay_delete(
-            request,
-            on_event,
-            is_complete,
-            sleep=clock.sleep,
-            query_interval=timing.query_interval,
-            max_attempts=attempts,
+
+def _with_accepted(function: Callable[..., Any], **keywords: Any) -> dict[str, Any]:
+    """The handler's keywords; ``cloudformation`` only if this handler takes it (an older
+    handler does not: it then runs as it would in Lambda, without asking)."""
+    accepted = inspect.signature(function).parameters
+    return {key: value for key, value in keywords.items() if key != "cloudformation" or key in accepted}
+
+
+class HandlerRequest:
+    """One CloudFormation request (``outcome.request``) to a cleanup resource, as CloudFormation
+    and the Provider framework run it: ``on_event``, then ``is_complete`` every query interval.
+
+    Made (handler modules loaded from the asset folder, clients created) before it is run, so
+    that requests run in parallel start together and simulated time is not spent setting up.
+    """
+
+    def __init__(
+        self,
+        cleanup: CleanupResource,
+        outcome: Outcome,
+        *,
+        endpoint: str,
+        clock: ScaledClock,
+        stack_id: str,
+        physical_id: str | None = None,
+        old_properties: Mapping[str, Any] | None = None,
+        session: Any = None,
+    ) -> None:
+        import boto3
+
+        self.cleanup, self.outcome, self.clock, self.physical_id = cleanup, outcome, clock, physical_id
+        self.on_event_module = load_handler(cleanup.on_event)
+        self.is_complete_module = load_handler(cleanup.is_complete)
+        self.request: dict[str, Any] = {
+            "RequestType": outcome.request,
+            "ServiceToken": cleanup.service_token_arn,
+            "ResponseURL": "https://rehearsal.invalid/response",
+            "StackId": stack_id,
+            "RequestId": str(uuid.uuid4()),
+            "LogicalResourceId": cleanup.logical_id,
+            "ResourceType": RESOURCE_TYPE,
+            "ResourceProperties": {"ServiceToken": cleanup.service_token_arn, **cleanup.properties},
+        }
+        if physical_id:
+            self.request["PhysicalResourceId"] = physical_id
+        if old_properties is not None:
+            self.request["OldResourceProperties"] = dict(old_properties)
+        session = session or boto3.session.Session(region_name=REGION, **CREDENTIALS)
+
+        def keywords(module: ModuleType, function: HandlerFunction) -> dict[str, Any]:
+            def client(service: str) -> Any:
+                return session.client(service, endpoint_url=endpoint, config=module.CLIENT_CONFIG)
+
+            return {
+                "client": client("iot"),
+                "cloudformation": client("cloudformation"),
+                "timing": module.Timing.from_environment(function.environment),
+                "remaining_lambda_seconds": function.timeout_seconds,
+                "clock": clock.now,
+                "sleep": clock.sleep,
+            }
+
+        self.on_event_keywords = keywords(self.on_event_module, cleanup.on_event)
+        self.is_complete_keywords = keywords(self.is_complete_module, cleanup.is_complete)
+
+    def on_event(self, event: Mapping[str, Any]) -> Mapping[str, Any]:
+        self.outcome.invocations += 1
+        handle = self.on_event_module.handle_on_event
+        result = handle(event, **_with_accepted(handle, **self.on_event_keywords))
+        # The framework: no id on Create is the request id; on Update, the old one stays.
+        self.outcome.physical_id = (result or {}).get("PhysicalResourceId") or (
+            self.physical_id or self.request["RequestId"]
         )
-        outcome.state = "complete"
-    except Exception as exc:  # the Provider reports any exception as FAILED with its message
-        outcome.state, outcome.reason = "failed", str(exc)
-    finally:
-        outcome.elapsed = clock.now() - start
+        return result
+
+    def is_complete(self, event: Mapping[str, Any]) -> Mapping[str, Any]:
+        self.outcome.invocations += 1
+        handle = self.is_complete_module.handle_is_complete
+        return handle(event, **_with_accepted(handle, **self.is_complete_keywords))
+
+    def run(self) -> None:
+        outcome, clock = self.outcome, self.clock
+        timing = self.is_complete_keywords["timing"]
+        start = clock.now()
+        try:
+            outcome.state = {"Create": "creating", "Update": "updating"}.get(outcome.request, "deleting")
+            replay_delete(  # the Provider's lifecycle, the same for every request type
+                self.request,
+                self.on_event,
+                self.is_complete,
+                sleep=clock.sleep,
+                query_interval=timing.query_interval,
+                max_attempts=int(timing.total_timeout // timing.query_interval),
+            )
+            outcome.state = "complete"
+        except Exception as exc:  # the Provider reports any exception as FAILED with its message
+            outcome.state, outcome.reason = "failed", str(exc) or type(exc).__name__
+        finally:
+            outcome.elapsed = clock.now() - start
 
 
 # --------------------------------------------------------------------------- showing it
@@ -408,6 +779,9 @@ class View:
     def elapsed(self) -> float:
         return self.clock.now() - self.origin
 
+    def deleted_by(self) -> list[Outcome]:
+        return [outcome for outcome in self.outcomes if outcome.state != "retained"]
+
     def job_state(self, job_id: str) -> str:
         job = self.lifecycle.backend.jobs.get(job_id)
         if job is None:
@@ -418,12 +792,12 @@ class View:
         return "waiting for a slot" if self.outcomes_started() else f"{job.status.lower()}"
 
     def outcomes_started(self) -> bool:
-        return any(outcome.state != "waiting" for outcome in self.outcomes)
+        return any(outcome.state != "waiting" for outcome in self.deleted_by())
 
     def frame(self) -> list[str]:
         with self.lifecycle._lock:
             self.lifecycle.settle()
-            ours = {job for outcome in self.outcomes for job in outcome.resource.job_ids}
+            ours = {job for outcome in self.deleted_by() for job in outcome.resource.job_ids}
             in_use = len(self.lifecycle.deleting)
             ours_in_use = len(ours & set(self.lifecycle.deleting))
             lines = [
@@ -432,19 +806,20 @@ class View:
                 f"LimitExceededException answered: {self.lifecycle.refusals['LimitExceededException']}"
             ]
             for outcome in self.outcomes:
+                name = outcome.resource.name
+                if outcome.state == "retained":
+                    lines.append(f"  {name}: {len(outcome.resource.job_ids)} jobs {KEPT}, no Delete sent")
+                    continue
                 states = [self.job_state(job) for job in outcome.resource.job_ids]
                 gone = sum(state.startswith("gone") for state in states)
                 deleting = states.count("deleting")
                 waiting = len(states) - gone - deleting
                 lines.append(
-                    f"  {outcome.resource.stack}/{outcome.resource.logical_id}: {gone} gone, "
-                    f"{deleting} deleting, {waiting} waiting   "
+                    f"  {name}: {gone} gone, {deleting} deleting, {waiting} waiting   "
                     f"[{outcome.state}, invocation {outcome.invocations}]"
                 )
-            shown = [job for outcome in self.outcomes for job in outcome.resource.job_ids][
-                : self.max_job_lines
-            ]
-            lines += [f"    {job:<40} {self.job_state(job)}" for job in shown]
+            shown = [job for outcome in self.deleted_by() for job in outcome.resource.job_ids]
+            lines += [f"    {job:<40} {self.job_state(job)}" for job in shown[: self.max_job_lines]]
         return lines
 
     def draw(self) -> None:
@@ -464,26 +839,290 @@ class View:
 
 @dataclass
 class Report:
-    outcomes: list[Outcome]
-    jobs_left: list[str]
-    bystanders_touched: list[str]
+    outcomes: list[Outcome]  # the destroy's, retained resources included
+    jobs_left: list[str]  # jobs a deleted resource named that still exist
+    bystanders_touched: list[str]  # jobs no deleted resource named that were deleted
     iot_calls: dict[str, int]
     limit_exceeded: int
     simulated_seconds: float
+    jobs_kept: list[str] = field(default_factory=list)  # named only by DeletionPolicy Retain resources
+    jobs_released: list[str] = field(default_factory=list)  # no cleanup names them after the update
+    update_outcomes: list[Outcome] = field(default_factory=list)
+    update_touched: list[str] = field(default_factory=list)  # jobs the update deleted or changed
+    update_delete_calls: int = 0
+    stopped: str = ""  # why the rehearsal stopped before the destroy (an update refused, ...)
 
     @property
     def ok(self) -> bool:
+        """Every job that should go is gone and no other was touched; jobs kept by
+        DeletionPolicy Retain (or no longer any cleanup's after an update) are no failure."""
         return (
-            all(o.state == "complete" for o in self.outcomes)
+            not self.stopped
+            and all(o.state in ("complete", "retained") for o in self.outcomes + self.update_outcomes)
             and not self.jobs_left
             and not self.bystanders_touched
+            and not self.update_touched
+            and not self.update_delete_calls
         )
+
+
+class _Rehearsal:
+    """The state CloudFormation keeps between the phases: stack ids, physical ids."""
+
+    def __init__(self, endpoint: str, lifecycle: DeletionLifecycle, clock: ScaledClock, out: TextIO) -> None:
+        import boto3
+
+        self.session = boto3.session.Session(region_name=REGION, **CREDENTIALS)  # clients made here
+        self.endpoint = endpoint
+        self.lifecycle = lifecycle
+        self.clock = clock
+        self.out = out
+        self.stack_ids: dict[str, str] = {}
+        self.physical_ids: dict[tuple[str, str], str] = {}
+
+    def say(self, line: str) -> None:
+        self.out.write(line + "\n")
+        self.out.flush()
+
+    def set_status(self, stack: str, status: str) -> None:
+        from .emulator import emulated_stack, set_stack_status
+
+        if stack in self.stack_ids:
+            set_stack_status(ACCOUNT, REGION, self.stack_ids[stack], status)
+        else:
+            stack_id = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{stack}/{uuid.uuid4()}"
+            self.stack_ids[stack] = emulated_stack(ACCOUNT, REGION, stack, status, stack_id=stack_id)
+
+    def iot_call_count(self) -> int:
+        with self.lifecycle._lock:
+            return sum(self.lifecycle.calls.values())
+
+    def request(
+        self,
+        cleanup: CleanupResource,
+        request: str,
+        status: str,
+        old: CleanupResource | None = None,
+        physical_id: str | None = None,
+    ) -> Outcome:
+        """One request, run to its end (the requests of deploy and update run one at a time)."""
+        outcome = Outcome(cleanup, request=request, stack_status=status)
+        key = (cleanup.stack, cleanup.logical_id)
+        prepared = self.prepare(
+            outcome,
+            physical_id=physical_id or (self.physical_ids.get(key) if request != "Create" else None),
+            old_properties=(
+                {"ServiceToken": old.service_token_arn, **old.properties} if old is not None else None
+            ),
+        )
+        before = self.iot_call_count()
+        prepared.run()
+        outcome.iot_calls = self.iot_call_count() - before
+        if outcome.state == "complete" and request != "Delete":
+            self.physical_ids[key] = outcome.physical_id
+        return outcome
+
+    def prepare(
+        self,
+        outcome: Outcome,
+        physical_id: str | None = None,
+        old_properties: Mapping[str, Any] | None = None,
+    ) -> HandlerRequest:
+        cleanup = outcome.resource
+        return HandlerRequest(
+            cleanup,
+            outcome,
+            endpoint=self.endpoint,
+            clock=self.clock,
+            stack_id=self.stack_ids[cleanup.stack],
+            physical_id=physical_id or self.physical_ids.get((cleanup.stack, cleanup.logical_id)),
+            old_properties=old_properties,
+            session=self.session,
+        )
+
+    def describe(self, outcome: Outcome, why: str = "") -> str:
+        text = f"{outcome.resource.name}: {outcome.request}{f' ({why})' if why else ''} -> "
+        if outcome.state == "failed":
+            return text + f"{outcome.request.upper()}_FAILED: {outcome.reason}"
+        return text + f"{outcome.request.upper()}_COMPLETE, IoT calls: {outcome.iot_calls}"
+
+    # -- deploy
+
+    def deploy_phase(self, plans: list[StackPlan], source: Path) -> tuple[list[Outcome], str]:
+        outcomes: list[Outcome] = []
+        for plan in plans:
+            self.set_status(plan.name, "CREATE_IN_PROGRESS")
+            self.say(f"deploy: {plan.name} from {source}: CREATE_IN_PROGRESS")
+            for cleanup in plan.cleanups:
+                outcome = self.request(cleanup, "Create", "CREATE_IN_PROGRESS")
+                outcomes.append(outcome)
+                self.say(f"deploy:   {self.describe(outcome)}")
+                if outcome.state == "failed":
+                    self.set_status(plan.name, "ROLLBACK_COMPLETE")
+                    return outcomes, (
+                        f"the deploy of {plan.name} failed ({cleanup.name}: {outcome.reason}); "
+                        "the stack would roll back"
+                    )
+            self.set_status(plan.name, "CREATE_COMPLETE")
+            jobs = {job for cleanup in plan.cleanups for job in cleanup.job_ids}
+            self.say(
+                f"deploy: {plan.name}: CREATE_COMPLETE; {len(jobs)} jobs owned by "
+                f"{len(plan.cleanups)} cleanup resources"
+            )
+        return outcomes, ""
+
+    # -- update
+
+    def refusals(self, old_plans: list[StackPlan], new_plans: list[StackPlan]) -> list[CleanupResource]:
+        """Cleanups whose ServiceToken the update would change: CloudFormation refuses those."""
+        old = {(c.stack, c.logical_id): c for plan in old_plans for c in plan.cleanups}
+        return [
+            cleanup
+            for plan in new_plans
+            for cleanup in plan.cleanups
+            if (cleanup.stack, cleanup.logical_id) in old
+            and old[(cleanup.stack, cleanup.logical_id)].service_token != cleanup.service_token
+        ]
+
+    def update_phase(
+        self, old_plans: list[StackPlan], new_plans: list[StackPlan], source: Path
+    ) -> tuple[list[Outcome], str]:
+        refused = self.refusals(old_plans, new_plans)
+        if refused:
+            for cleanup in refused:
+                self.say(f"update: {cleanup.name}: UPDATE_FAILED: {SERVICE_TOKEN_REFUSAL}")
+            for stack in sorted({cleanup.stack for cleanup in refused}):
+                self.set_status(stack, "UPDATE_ROLLBACK_COMPLETE")
+                self.say(
+                    f"update: {stack}: UPDATE_ROLLBACK_COMPLETE: the stack rolls back to the old "
+                    "template; its jobs stay as they are. Nothing is destroyed."
+                )
+            self.say(
+                "update: a custom resource's ServiceToken cannot change in place. Keep the "
+                "provider's construct path, or give the cleanup a new construct id: CloudFormation "
+                "then creates the new resource and deletes the old one, which deletes no job."
+            )
+            names = ", ".join(cleanup.name for cleanup in refused)
+            return [], f"the update was refused: {names}: {SERVICE_TOKEN_REFUSAL}"
+        outcomes: list[Outcome] = []
+        old_by_stack = {plan.name: plan for plan in old_plans}
+        for plan in new_plans:
+            old_plan = old_by_stack.get(plan.name)
+            failure = self._update_stack(old_plan, plan, source, outcomes)
+            if failure:
+                return outcomes, failure
+        return outcomes, ""
+
+    def _update_stack(
+        self, old_plan: StackPlan | None, plan: StackPlan, source: Path, outcomes: list[Outcome]
+    ) -> str:
+        verb = "UPDATE" if old_plan else "CREATE"
+        self.set_status(plan.name, f"{verb}_IN_PROGRESS")
+        self.say(f"update: {plan.name} to {source}: {verb}_IN_PROGRESS")
+        old = {c.logical_id: c for c in old_plan.cleanups} if old_plan else {}
+        replaced: list[tuple[CleanupResource, str]] = []  # Update gave a new physical id
+        unchanged = 0
+        for cleanup in plan.cleanups:
+            before = old.get(cleanup.logical_id)
+            if before is not None and before.properties == cleanup.properties:
+                unchanged += 1  # CloudFormation sends it nothing
+                continue
+            request, why = (
+                ("Create", "new logical id") if before is None else ("Update", "properties changed")
+            )
+            old_physical = self.physical_ids.get((cleanup.stack, cleanup.logical_id))
+            outcome = self.request(cleanup, request, f"{verb}_IN_PROGRESS", old=before)
+            outcomes.append(outcome)
+            self.say(f"update:   {self.describe(outcome, why)}")
+            if outcome.state == "failed":
+                self.set_status(plan.name, f"{verb}_ROLLBACK_COMPLETE" if old_plan else "ROLLBACK_COMPLETE")
+                return (
+                    f"the update of {plan.name} failed ({cleanup.name}: {outcome.reason}); it would roll back"
+                )
+            if before is not None and old_physical and outcome.physical_id != old_physical:
+                replaced.append((before, old_physical))
+        if unchanged:
+            self.say(f"update:   {unchanged} cleanup resources unchanged: no request sent to them")
+        if old_plan is None:
+            self.set_status(plan.name, "CREATE_COMPLETE")
+            self.say(f"update: {plan.name}: CREATE_COMPLETE")
+            return ""
+        cleanup_status = "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"
+        self.set_status(plan.name, cleanup_status)
+        self.say(f"update: {plan.name}: {cleanup_status}")
+        new_ids = {c.logical_id for c in plan.cleanups}
+        for before in [c for c in old_plan.cleanups if c.logical_id not in new_ids]:
+            if before.retained:
+                outcomes.append(
+                    Outcome(
+                        before, state="retained", request="Delete", reason=KEPT, stack_status=cleanup_status
+                    )
+                )
+                self.say(f"update:   {before.name}: not in the new template, {KEPT}: no Delete sent")
+                continue
+            outcome = self.request(self._as_deleted_by(before, plan), "Delete", cleanup_status)
+            outcomes.append(outcome)
+            self.say(f"update:   {self.describe(outcome, 'not in the new template')}")
+        for before, old_physical in replaced:  # CloudFormation deletes the replaced physical id
+            deleted_by = self._as_deleted_by(before, plan)
+            outcome = self.request(deleted_by, "Delete", cleanup_status, physical_id=old_physical)
+            outcomes.append(outcome)
+            self.say(f"update:   {self.describe(outcome, f'old physical id {old_physical}')}")
+        self.set_status(plan.name, "UPDATE_COMPLETE")
+        self.say(f"update: {plan.name}: UPDATE_COMPLETE")
+        return ""
+
+    def checked_update(
+        self, old_plans: list[StackPlan], new_plans: list[StackPlan], source: Path
+    ) -> tuple[list[Outcome], str, list[str], int]:
+        """The update, checked to touch no job: its outcomes, why it stopped (if it did), the
+        jobs it deleted or changed, and its DeleteJob calls. Then the new template's jobs."""
+        lifecycle = self.lifecycle
+        before, calls_before = _job_statuses(lifecycle), lifecycle.calls["DeleteJob"]
+        outcomes, stopped = self.update_phase(old_plans, new_plans, source)
+        if stopped:
+            return outcomes, stopped, [], 0
+        after = _job_statuses(lifecycle)
+        delete_calls = lifecycle.calls["DeleteJob"] - calls_before
+        touched = sorted(job for job, status in before.items() if after.get(job) != status)
+        shown = ", ".join(f"{job} ({after.get(job, 'gone')})" for job in touched[:5])
+        more = f" and {len(touched) - 5} more" if len(touched) > 5 else ""
+        self.say(
+            f"update: {len(before)} jobs existed before the update, "
+            f"{f'{len(touched)} touched: {shown}{more}' if touched else 'none touched'} "
+            f"(DeleteJob calls during the update: {delete_calls})"
+        )
+        deploy(new_plans, self.endpoint, lifecycle)  # the jobs the new template names, if new
+        created = set(_job_statuses(lifecycle)) - set(before)
+        if created:
+            self.say(f"update: created {len(created)} jobs the new template names")
+        return outcomes, "", touched, delete_calls
+
+    @staticmethod
+    def _as_deleted_by(cleanup: CleanupResource, new_plan: StackPlan) -> CleanupResource:
+        """The Delete of a removed resource goes to its old ServiceToken; when that function is
+        still in the new template, it was updated before the clean-up: the new code answers."""
+        try:
+            on_event, is_complete = _handler_functions(
+                cleanup.name, cleanup.service_token, new_plan.resources, new_plan.cdk_out
+            )
+        except RehearsalError:
+            return cleanup  # the function goes too, after the resources that use it
+        return replace(cleanup, on_event=on_event, is_complete=is_complete)
+
+
+def _job_statuses(lifecycle: DeletionLifecycle) -> dict[str, str]:
+    with lifecycle._lock:
+        lifecycle.settle()
+        return {job_id: job.status for job_id, job in lifecycle.backend.jobs.items()}
 
 
 def rehearse(
     cdk_out: Path,
     *,
     stacks: list[str] | None = None,
+    update_from: Path | None = None,
+    parameters: Mapping[str, str] | None = None,
     scenario: str = "calm",
     time_factor: float = 30.0,
     deletion_seconds: float = 60.0,
@@ -493,78 +1132,195 @@ def rehearse(
     live: bool | None = None,
     refresh_seconds: float = 0.25,
 ) -> Report:
-    plans = read_assembly(cdk_out, stacks)
+    _require_emulator()
+    from .emulator import DeletionTime
+
+    given = dict(parameters or {})
+    plans = read_assembly(cdk_out, stacks, parameters=given, keep_empty=update_from is not None)
+    old_plans: list[StackPlan] = []
+    left_alone: list[str] = []
+    if update_from is not None:
+        names = {plan.name for plan in plans}
+        old_plans = read_assembly(update_from, stacks, parameters=given, keep_empty=True)
+        left_alone = [plan.name for plan in old_plans if plan.name not in names and plan.cleanups]
+        old_plans = [plan for plan in old_plans if plan.name in names]
+        plans = [plan for plan in plans if plan.cleanups or plan.name in {p.name for p in old_plans}]
+        if not any(plan.cleanups for plan in plans + old_plans):
+            raise RehearsalError(
+                f"No stack in {update_from} or {cdk_out} has an IotJobCleanup ({RESOURCE_TYPE}) resource."
+            )
     clock = ScaledClock(time_factor)
     out = out or sys.stdout
     live = out.isatty() if live is None else live
     contended = scenario == "contended"
     held = other_stacks_slots if other_stacks_slots is not None else (10 if contended else 0)
     list_lag = 5.0 if contended else 0.0
+    phases = "deploy, update and destroy" if update_from is not None else "deploy and destroy"
     out.write(
-        f"Rehearsing deploy and destroy of {', '.join(p.name for p in plans)} against an IoT endpoint on "
+        f"Rehearsing {phases} of {', '.join(p.name for p in plans)} against an IoT endpoint on "
         f"loopback.\nTime runs x{time_factor:g}: 1 s on screen is {time_factor:g} s simulated. A deletion "
         f"takes {deletion_seconds:g} s + {seconds_per_target:g} s per target. Scenario: {scenario}"
         f"{f', other stacks hold {held} of the 10 slots' if held else ''}"
         f"{f', ListJobs lags {list_lag:g} s behind' if list_lag else ''}.\n"
     )
+    if left_alone:
+        out.write(
+            f"update: {', '.join(left_alone)} not in {cdk_out}: cdk deploy leaves it alone; not rehearsed\n"
+        )
     deletion = DeletionTime(deletion_seconds, seconds_per_target)
     with iot_endpoint(clock, deletion, list_lag) as (endpoint, lifecycle):
-        deploy(plans, endpoint, lifecycle)
-        outside: list[str] = []
-        if held:
-            outside = lifecycle.hold_slots(held, seconds=2 * deletion_seconds)
-            if contended:  # more of their cleanups race ours for every freed slot
-                outside += lifecycle.queue_outside_deletions(held, deletion_seconds, retry_seconds=1)
-        outcomes = [Outcome(cleanup) for plan in plans for cleanup in plan.cleanups]
-        everything = set(lifecycle.backend.jobs)
-        ours = {job for outcome in outcomes for job in outcome.resource.job_ids}
-        out.write(
-            f"Deployed: {len(ours)} jobs owned by {len(outcomes)} cleanup resources, "
-            f"{len(everything - ours)} others. Destroying:\n"
-        )
-        view = View(out, clock, lifecycle, outcomes, live)
-        # CloudFormation deletes resources that do not depend on each other in parallel.
-        workers = [
-            threading.Thread(target=destroy_resource, args=(o.resource, o, endpoint, clock), daemon=True)
-            for o in outcomes
-        ]
-        for worker in workers:
-            worker.start()
-        last_printed = -1.0
-        while any(worker.is_alive() for worker in workers):
-            if live or view.elapsed() - last_printed >= 30:
-                view.draw()
-                last_printed = view.elapsed()
-            time.sleep(refresh_seconds)
-        view.draw()
-        with lifecycle._lock:
-            lifecycle.settle()
-            existing = set(lifecycle.backend.jobs)
-            others_deleted = {job for job in everything - ours - set(outside) if job not in existing}
+        run = _Rehearsal(endpoint, lifecycle, clock, out)
+        first = old_plans if update_from is not None else plans
+        deploy(first, endpoint, lifecycle)
+        deployed, stopped = run.deploy_phase(first, update_from or cdk_out)
+        update_outcomes: list[Outcome] = []
+        touched: list[str] = []
+        delete_calls = 0
+        if not stopped and update_from is not None:
+            update_outcomes, stopped, touched, delete_calls = run.checked_update(old_plans, plans, cdk_out)
+        if stopped:
             report = Report(
-                outcomes=outcomes,
-                jobs_left=sorted(ours & existing),
-                bystanders_touched=sorted(others_deleted),
+                outcomes=[],
+                jobs_left=[],
+                bystanders_touched=[],
                 iot_calls=dict(lifecycle.calls),
                 limit_exceeded=lifecycle.refusals["LimitExceededException"],
-                simulated_seconds=view.elapsed(),
+                simulated_seconds=0.0,
+                update_outcomes=[o for o in deployed + update_outcomes if o.state != "complete"],
+                stopped=stopped,
             )
+        else:
+            report = _destroy(run, plans, old_plans, held, deletion_seconds, contended, live, refresh_seconds)
+            report.update_outcomes = update_outcomes
+            report.update_touched = touched
+            report.update_delete_calls = delete_calls
     print_summary(report, out)
     return report
 
 
+def _destroy(
+    run: _Rehearsal,
+    plans: list[StackPlan],
+    old_plans: list[StackPlan],
+    held: int,
+    deletion_seconds: float,
+    contended: bool,
+    live: bool,
+    refresh_seconds: float,
+) -> Report:
+    lifecycle, clock, out = run.lifecycle, run.clock, run.out
+    outcomes = [
+        Outcome(cleanup, state="retained", reason=KEPT)
+        if cleanup.retained
+        else Outcome(cleanup, stack_status="DELETE_IN_PROGRESS")
+        for plan in plans
+        for cleanup in plan.cleanups
+    ]
+    deleted_by = [o for o in outcomes if o.state != "retained"]
+    requests = [run.prepare(outcome) for outcome in deleted_by]
+    outside: list[str] = []
+    if held:
+        outside = lifecycle.hold_slots(held, seconds=2 * deletion_seconds)
+        if contended:  # more of their cleanups race ours for every freed slot
+            outside += lifecycle.queue_outside_deletions(held, deletion_seconds, retry_seconds=1)
+    with lifecycle._lock:
+        lifecycle.settle()
+        everything = set(lifecycle.backend.jobs)
+    ours = {job for o in outcomes if o.state != "retained" for job in o.resource.job_ids}
+    retained = {job for o in outcomes if o.state == "retained" for job in o.resource.job_ids}
+    current = {(c.stack, c.logical_id) for plan in plans for c in plan.cleanups}
+    removed = [c for plan in old_plans for c in plan.cleanups if (c.stack, c.logical_id) not in current]
+    retained |= {job for c in removed if c.retained for job in c.job_ids}  # kept by the update
+    named_before = {job for plan in old_plans for c in plan.cleanups for job in c.job_ids}
+    kept_note = f" ({len(retained - ours)} {KEPT})" if retained - ours else ""
+    for plan in plans:
+        run.set_status(plan.name, "DELETE_IN_PROGRESS")
+    out.write(
+        f"destroy: {', '.join(plan.name for plan in plans)}: DELETE_IN_PROGRESS; "
+        f"{len(ours | retained)} jobs named by {len(outcomes)} cleanup resources{kept_note}, "
+        f"{len(everything - ours - retained)} others\n"
+    )
+    view = View(out, clock, lifecycle, outcomes, live)
+    # CloudFormation deletes resources that do not depend on each other in parallel.
+    workers = [threading.Thread(target=request.run, daemon=True) for request in requests]
+    for worker in workers:
+        worker.start()
+    last_printed = -1.0
+    while any(worker.is_alive() for worker in workers):
+        if live or view.elapsed() - last_printed >= 30:
+            view.draw()
+            last_printed = view.elapsed()
+        time.sleep(refresh_seconds)
+    view.draw()
+    for plan in plans:
+        failed = any(o.state == "failed" for o in outcomes if o.resource.stack == plan.name)
+        run.set_status(plan.name, "DELETE_FAILED" if failed else "DELETE_COMPLETE")
+    with lifecycle._lock:
+        lifecycle.settle()
+        existing = set(lifecycle.backend.jobs)
+        return Report(
+            outcomes=outcomes,
+            jobs_left=sorted(ours & existing),
+            bystanders_touched=sorted(job for job in everything - ours - set(outside) if job not in existing),
+            iot_calls=dict(lifecycle.calls),
+            limit_exceeded=lifecycle.refusals["LimitExceededException"],
+            simulated_seconds=view.elapsed(),
+            jobs_kept=sorted((retained - ours) & existing),
+            jobs_released=sorted((named_before - ours - retained) & existing),
+        )
+
+
 def print_summary(report: Report, out: TextIO) -> None:
     out.write("\nSummary\n")
+    for o in report.update_outcomes:
+        line = f"  update: {o.resource.name}: {o.request} during {o.stack_status or 'the update'}: "
+        line += KEPT + ", no Delete sent" if o.state == "retained" else f"{o.state.upper()}"
+        out.write(line + (f"\n    reason: {o.reason}" if o.reason and o.state == "failed" else "") + "\n")
     for o in report.outcomes:
-        line = f"  {o.resource.stack}/{o.resource.logical_id}: {o.state.upper()} "
+        if o.state == "retained":
+            out.write(
+                f"  {o.resource.name}: RETAINED ({KEPT}), {len(o.resource.job_ids)} jobs, no Delete sent\n"
+            )
+            continue
+        line = f"  {o.resource.name}: {o.state.upper()} "
         line += f"after {o.elapsed:.0f} s simulated, {len(o.resource.job_ids)} jobs, "
         line += f"{o.invocations} handler invocations"
         out.write(line + (f"\n    reason: {o.reason}" if o.reason else "") + "\n")
+    if report.stopped:
+        out.write(f"  stopped before the destroy: {report.stopped}\n")
     calls = ", ".join(f"{name} {count}" for name, count in sorted(report.iot_calls.items()))
     out.write(f"  IoT calls: {calls}; LimitExceededException answered {report.limit_exceeded} times\n")
-    out.write(f"  jobs left: {', '.join(report.jobs_left) or 'none'}\n")
-    out.write(f"  jobs outside the resources deleted: {', '.join(report.bystanders_touched) or 'none'}\n")
-    out.write(("OK: every job is gone." if report.ok else "FAILED: see above.") + "\n")
+    if not report.stopped:
+        out.write(f"  jobs left: {', '.join(report.jobs_left) or 'none'}\n")
+        if report.jobs_kept:
+            out.write(f"  jobs kept (DeletionPolicy Retain): {', '.join(report.jobs_kept)}\n")
+        if report.jobs_released:
+            out.write(
+                f"  jobs no cleanup names after the update (left alone): {', '.join(report.jobs_released)}\n"
+            )
+        if report.update_touched or report.update_delete_calls:
+            out.write(
+                f"  jobs the update touched: {', '.join(report.update_touched) or 'none'}; "
+                f"DeleteJob calls during the update: {report.update_delete_calls}\n"
+            )
+        out.write(f"  jobs outside the resources deleted: {', '.join(report.bystanders_touched) or 'none'}\n")
+    if not report.ok:
+        out.write("FAILED: see above.\n")
+    elif report.jobs_kept or report.jobs_released:
+        released = len(report.jobs_released)
+        out.write(
+            f"OK: every job is gone, except {len(report.jobs_kept)} kept by DeletionPolicy Retain"
+            f"{f' and {released} no cleanup names any more' if released else ''}.\n"
+        )
+    else:
+        out.write("OK: every job is gone.\n")
+
+
+def _parameter(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE")
+    return name, value
 
 
 def main(argv: list[str] | None = None, *, run: Callable[..., Report] = rehearse) -> int:
@@ -573,6 +1329,21 @@ def main(argv: list[str] | None = None, *, run: Callable[..., Report] = rehearse
     )
     parser.add_argument(
         "--cdk-out", type=Path, default=Path("cdk.out"), help="the synthesized cloud assembly"
+    )
+    parser.add_argument(
+        "--update-from",
+        type=Path,
+        metavar="OLD_CDK_OUT",
+        help="deploy this older cloud assembly first, then update it to --cdk-out, then destroy",
+    )
+    parser.add_argument(
+        "--parameter",
+        type=_parameter,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a template parameter's value (comma-separated for a list), or an Fn::ImportValue's "
+        "(repeatable); needed for SSM parameters and parameters without a Default",
     )
     parser.add_argument("--stack", action="append", dest="stacks", help="only these stacks (repeatable)")
     parser.add_argument(
@@ -595,6 +1366,8 @@ def main(argv: list[str] | None = None, *, run: Callable[..., Report] = rehearse
         report = run(
             args.cdk_out,
             stacks=args.stacks,
+            update_from=args.update_from,
+            parameters=dict(args.parameter),
             scenario=args.scenario,
             time_factor=args.time_factor,
             deletion_seconds=args.deletion_seconds,
