@@ -1,6 +1,6 @@
 """The cleanup benchmark: `make bench`.
 
-Runs the real handler code (lambda/iot_job_cleanup_handler.py) through the Provider
+Runs the real handler code (lambda/iot_job_cleanup_handler/) through the Provider
 contract against the documented IoT DeleteJob lifecycle, in simulated time, beside two
 naive contenders, over the scenarios below. Writes benchmarks/RESULTS.md and
 benchmarks/makespan_vs_bound.png; the last line printed is the worst makespan/bound of
@@ -338,7 +338,7 @@ def results_markdown(results: list[Result], windows: str) -> str:
         "`is_complete` every 10 s. ⚠ marks scenarios whose bound exceeds CloudFormation's 1-hour cap:",
         "one `cdk destroy` cannot finish them (it fails naming the jobs left; the next destroy resumes).",
         "",
-        "- **handler**: lambda/iot_job_cleanup_handler.py, through on_event / is_complete.",
+        "- **handler**: lambda/iot_job_cleanup_handler/, through on_event / is_complete.",
         "- **sequential**: delete a job, poll DescribeJob every 10 s until it is gone, then the next.",
         "- **one-shot**: one DeleteJob per job, all at once, each with botocore's standard retries (3",
         "  attempts), as one AwsCustomResource per job would; it reports success when the calls return.",

@@ -82,6 +82,16 @@ def run_delete(iot: Iot, clock: SimClock, request: dict[str, Any], timing: Timin
     return Outcome(True, len(invocations), clock() - start)
 
 
+def lambda_clients(iot: Iot) -> dict[str, Any]:
+    """The clients the Lambda entry points use, one per service (no tagging API: IoT is asked)."""
+    return {"iot": iot.client, "cloudformation": iot.cloudformation, "resourcegroupstaggingapi": None}
+
+
+def planned(result: dict[str, Any], ids: list[str]) -> list[str]:
+    """The order on_event planned: the event carries positions in JobIds."""
+    return [ids[position] for position in result[handler.ORDER_KEY]]
+
+
 def job_ids(count: int, prefix: str = "ota") -> list[str]:
     return [f"{prefix}-{index:03d}" for index in range(count)]
 
@@ -125,7 +135,7 @@ def test_update_keeps_the_physical_id_and_deletes_no_dropped_job(iot: Iot, clock
 @pytest.mark.parametrize(
     ("properties", "message"),
     [
-        ({}, "must be a list of job ids"),
+        ({}, "None of JobIds, JobTags, ThingGroupNames and JobIdPrefix is set: a cleanup needs at least one"),
         ({"JobIds": "ota-1"}, "must be a list of job ids"),
         ({"JobIds": ["ota-1", None]}, "JobIds contains None"),
         ({"JobIds": ["ota 1"]}, "1 to 64 characters"),
@@ -458,7 +468,7 @@ def test_the_lambda_entry_points_read_their_timing_from_the_environment(
 ) -> None:
     iot.create_jobs("ota-1")
     monkeypatch.setenv("POLL_WINDOW_SECONDS", "0")
-    monkeypatch.setattr(handler, "_client_cache", {"iot": iot.client, "cloudformation": iot.cloudformation})
+    monkeypatch.setattr(handler.entry, "_client_cache", lambda_clients(iot))
 
     class Context:
         def get_remaining_time_in_millis(self) -> int:
@@ -492,7 +502,7 @@ def test_jobs_with_the_most_executions_are_deleted_first(iot: Iot, clock: SimClo
         request, client=iot.client, cloudformation=iot.cloudformation, timing=TIMING, clock=clock
     )
 
-    assert result[handler.ORDER_KEY] == ["big", "medium", "small-1", "small-2"]
+    assert planned(result, ["small-1", "big", "small-2", "medium"]) == ["big", "medium", "small-1", "small-2"]
     assert order == ["big", "medium", "small-1", "small-2"]
 
 
@@ -512,7 +522,7 @@ def test_is_complete_follows_the_planned_order(iot: Iot, clock: SimClock) -> Non
 def test_an_order_in_the_event_that_does_not_match_the_jobs_is_ignored(iot: Iot, clock: SimClock) -> None:
     iot.create_jobs("ota-1", "ota-2", "ota-3")
     request = event("Delete", ["ota-1", "ota-2", "ota-3"])
-    waiter_input = {**request, handler.ORDER_KEY: ["ota-2", "someone-else"]}
+    waiter_input = {**request, handler.ORDER_KEY: [1, 7]}  # not positions of these jobs
 
     result = handler.handle_is_complete(
         waiter_input,
@@ -580,9 +590,9 @@ def test_on_event_never_runs_past_its_lambda_timeout_and_plans_every_job(iot: Io
         clock=clock,
     )
 
-    assert clock() - start <= 40 - handler.LAMBDA_MARGIN + 1  # the call under way when it stopped
-    assert sorted(result[handler.ORDER_KEY]) == sorted(ids)  # the jobs it could not describe keep list order
-    assert result[handler.ORDER_KEY][-10:] == ids[-10:]
+    assert clock() - start <= 40 - handler.entry.LAMBDA_MARGIN + 1  # the call under way when it stopped
+    assert sorted(planned(result, ids)) == sorted(ids)  # the jobs it could not describe keep list order
+    assert planned(result, ids)[-10:] == ids[-10:]
 
 
 def test_is_complete_never_runs_past_its_lambda_timeout(iot: Iot, clock: SimClock) -> None:
@@ -601,11 +611,11 @@ def test_is_complete_never_runs_past_its_lambda_timeout(iot: Iot, clock: SimCloc
     )
 
     assert result == {"IsComplete": False}
-    assert clock() - start <= 60 - handler.LAMBDA_MARGIN + 1
+    assert clock() - start <= 60 - handler.entry.LAMBDA_MARGIN + 1
 
 
 def test_polls_fast_only_while_a_deletion_of_ours_is_expected_to_finish(clock: SimClock) -> None:
-    cleanup = handler.JobCleanup(None, handler.CleanupRequest(("a",), False, None), clock=clock)
+    cleanup = handler.JobCleanup(None, handler.CleanupRequest(handler.Selection(("a",))), clock=clock)
     assert cleanup.next_poll_in(2.0) == 2.0  # nothing seen finish yet: the regular interval
 
     # The last deletion was still listed 29 s after it started and gone at 31 s.
@@ -745,7 +755,7 @@ def test_an_entry_point_failure_names_the_handler_log_group(
 ) -> None:
     iot.create_jobs("ota-running", status="IN_PROGRESS")
     monkeypatch.setenv("LOG_GROUP_NAME", "/iot-job-cleanup/Stack-Logs")
-    monkeypatch.setattr(handler, "_client_cache", {"iot": iot.client, "cloudformation": iot.cloudformation})
+    monkeypatch.setattr(handler.entry, "_client_cache", lambda_clients(iot))
 
     with pytest.raises(ForceRequiredError) as failure:
         handler.on_event(event("Delete", ["ota-running"]), None)

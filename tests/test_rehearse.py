@@ -72,7 +72,7 @@ def test_the_handler_runs_from_the_asset_folder_of_the_cloud_assembly(demo_assem
     loaded = rehearse.load_handler(plan.cleanups[0].is_complete)
 
     assert len(modules) == 1 and next(iter(modules)).parent == demo_assembly
-    assert Path(loaded.__file__).parent == plan.cleanups[0].is_complete.asset_dir
+    assert Path(loaded.__file__).parent.parent == plan.cleanups[0].is_complete.asset_dir  # its package
     assert loaded.__name__ in sys.modules and loaded.__name__.startswith("rehearsal_")
 
 

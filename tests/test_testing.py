@@ -177,7 +177,7 @@ def synthesize() -> cdk.Stack:
 def next_release_handler(into: Path) -> Path:
     """A copy of the handler asset as a later release might ship it: one more comment line."""
     shutil.copytree(iot_job_cleanup.handler_directory(), into, ignore=shutil.ignore_patterns("__pycache__"))
-    module = into / f"{HANDLER_MODULE}.py"
+    module = into / HANDLER_MODULE / "__init__.py"
     module.write_text(module.read_text() + "# a comment added by the next release\n")
     return into
 

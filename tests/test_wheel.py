@@ -59,6 +59,9 @@ def test_a_wheel_installed_in_a_new_venv_synthesizes_a_stack_outside_the_repo(tm
     (resource,) = [r for r in template["Resources"].values() if r["Type"] == "Custom::IotJobCleanup"]
     assert resource["Properties"]["JobIds"] == ["ota-2026-11", "ota-2026-12"]
     assert resource["Properties"]["Force"] == "true"
-    handler_assets = list((user / "cdk.out").glob("asset.*/iot_job_cleanup_handler.py"))
+    handler_assets = list((user / "cdk.out").glob("asset.*/iot_job_cleanup_handler"))
     assert len(handler_assets) == 1
-    assert handler_assets[0].read_text() == (REPO / "lambda" / "iot_job_cleanup_handler.py").read_text()
+    source = REPO / "lambda" / "iot_job_cleanup_handler"
+    shipped = {path.name: path.read_text() for path in handler_assets[0].glob("*.py")}
+    assert shipped == {path.name: path.read_text() for path in source.glob("*.py")}
+    assert "__init__.py" in shipped and "discovery.py" in shipped

@@ -55,14 +55,15 @@ TOKEN_JOB_ID_SIZE = 64
 
 
 def handler_directory() -> Path:
-    """The handler asset: lambda/ in this repository, iot_job_cleanup/handler/ in the wheel."""
+    """The handler asset, the folder holding the handler package: lambda/ in this
+    repository, iot_job_cleanup/handler/ in the wheel."""
     here = Path(__file__).resolve().parent
     for candidate in (here / "handler", here.parent.parent / "lambda"):
-        if (candidate / f"{HANDLER_MODULE}.py").is_file():
+        if (candidate / HANDLER_MODULE / "__init__.py").is_file():
             return candidate
     raise FileNotFoundError(
-        f"{HANDLER_MODULE}.py is neither in {here / 'handler'} nor in the repository's lambda/: "
-        "reinstall iot-job-cleanup."
+        f"The handler package {HANDLER_MODULE} is neither in {here / 'handler'} nor in the "
+        "repository's lambda/: reinstall iot-job-cleanup."
     )
 
 

@@ -544,12 +544,19 @@ def _asset_dir(function: Mapping[str, Any], cdk_out: Path, name: str) -> Path:
 
 
 def load_handler(function: HandlerFunction) -> ModuleType:
-    """Import the handler module from its asset folder, under a name of its own."""
+    """Import the handler (a package, or a module as before 0.2) from its asset folder,
+    under a name of its own."""
     module_name = function.handler.rsplit(".", 1)[0]
-    path = function.asset_dir / f"{module_name}.py"
-    if not path.is_file():
-        raise RehearsalError(f"{path} does not exist: the asset folder does not hold the handler.")
-    spec = importlib.util.spec_from_file_location(f"rehearsal_{module_name}_{uuid.uuid4().hex[:8]}", path)
+    name = f"rehearsal_{module_name}_{uuid.uuid4().hex[:8]}"
+    package = function.asset_dir / module_name
+    if (package / "__init__.py").is_file():
+        spec = importlib.util.spec_from_file_location(
+            name, package / "__init__.py", submodule_search_locations=[str(package)]
+        )
+    elif (function.asset_dir / f"{module_name}.py").is_file():
+        spec = importlib.util.spec_from_file_location(name, function.asset_dir / f"{module_name}.py")
+    else:
+        raise RehearsalError(f"{package} does not exist: the asset folder does not hold the handler.")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is made

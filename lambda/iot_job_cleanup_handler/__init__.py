@@ -1,0 +1,76 @@
+"""Deletes AWS IoT jobs when their CloudFormation stack is torn down: the cleanup engine.
+
+The Lambda entry points for the CDK Provider framework are ``on_event`` and
+``is_complete`` (handler ``iot_job_cleanup_handler.on_event``). The same engine serves the
+``iot-job-cleanup`` command line. One module per concern:
+
+- ``contract``: the resource properties, which jobs a cleanup selects, and the checks;
+- ``aws``: the IoT, CloudFormation and tagging calls, with error codes turned into outcomes;
+- ``stack``: whether a Delete is a stack teardown (the only time jobs are deleted);
+- ``discovery``: finding the jobs the filters select, from IoT;
+- ``scheduling``: deleting through the 10 shared slots, with backoff, force and drain;
+- ``entry``: the Provider framework's entry points and their messages.
+
+It imports only the standard library, boto3 and botocore.
+"""
+
+from __future__ import annotations
+
+from .aws import CLIENT_CONFIG, IotJobs
+from .contract import CleanupRequest, Selection
+from .discovery import Discovery
+from .entry import (
+    DEADLINE_KEY,
+    MAX_MESSAGE_BYTES,
+    ORDER_KEY,
+    STARTED_KEY,
+    TEARDOWN_KEY,
+    Timing,
+    handle_is_complete,
+    handle_on_event,
+    is_complete,
+    on_event,
+    timeout_message,
+)
+from .errors import (
+    CleanupError,
+    CleanupTimeoutError,
+    DrainTimeoutError,
+    ForceRequiredError,
+    InvalidPropertiesError,
+    TransientError,
+)
+from .scheduling import DELETION_SLOTS, Backoff, JobCleanup, execution_count
+from .stack import TEARDOWN_STATUSES, is_teardown, stack_status
+
+__all__ = [
+    "CLIENT_CONFIG",
+    "DEADLINE_KEY",
+    "DELETION_SLOTS",
+    "MAX_MESSAGE_BYTES",
+    "ORDER_KEY",
+    "STARTED_KEY",
+    "TEARDOWN_KEY",
+    "TEARDOWN_STATUSES",
+    "Backoff",
+    "CleanupError",
+    "CleanupRequest",
+    "CleanupTimeoutError",
+    "Discovery",
+    "DrainTimeoutError",
+    "ForceRequiredError",
+    "InvalidPropertiesError",
+    "IotJobs",
+    "JobCleanup",
+    "Selection",
+    "Timing",
+    "TransientError",
+    "execution_count",
+    "handle_is_complete",
+    "handle_on_event",
+    "is_complete",
+    "is_teardown",
+    "on_event",
+    "stack_status",
+    "timeout_message",
+]

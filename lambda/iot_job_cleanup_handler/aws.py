@@ -1,0 +1,203 @@
+"""The AWS calls the cleanup makes, with error codes turned into outcomes.
+
+botocore's own retries are off: LimitExceededException lasts minutes and botocore would
+retry it as throttling within seconds, so the engine owns every retry. Throttling, 5xx and
+connection errors become ``TransientError``; the engine backs off and tries again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .errors import TransientError
+
+__all__ = [
+    "CLIENT_CONFIG",
+    "DELETING",
+    "IotJobs",
+    "call_aws",
+    "error_code",
+]
+
+CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=15
+)
+DELETING = "DELETION_IN_PROGRESS"
+RUNNING_STATUSES = frozenset({"IN_PROGRESS", "SCHEDULED"})
+TERMINAL_STATUSES = frozenset({"COMPLETED", "CANCELED"})
+GONE_CODES = frozenset({"ResourceNotFoundException"})
+LIMIT_CODES = frozenset({"LimitExceededException"})
+DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
+TRANSIENT_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "ServiceUnavailableException",
+        "ServiceUnavailable",
+        "InternalFailureException",
+        "InternalServerException",
+        "InternalFailure",
+        "RequestTimeoutException",
+    }
+)
+PAGE_SIZE = 250  # ListJobs' largest page
+# Listing and tag look-ups go at most this often per operation: IoT's last published rate
+# is 10 requests per second per operation for the whole account, shared with everyone else.
+DISCOVERY_CALL_INTERVAL = 0.25
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def error_message(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Message", ""))
+
+
+def _is_transient(exc: ClientError) -> bool:
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return error_code(exc) in TRANSIENT_CODES or int(status or 0) >= 500
+
+
+def call_aws(client: Any, operation: str, **params: Any) -> Any:
+    """One AWS call; throttling, 5xx and connection errors become ``TransientError``."""
+    try:
+        return getattr(client, operation)(**params)
+    except ClientError as exc:
+        if _is_transient(exc):
+            raise TransientError(f"{operation}: {error_code(exc)}") from exc
+        raise
+    except BotoCoreError as exc:
+        raise TransientError(f"{operation}: {exc}") from exc
+
+
+class IotJobs:
+    """The IoT calls of a cleanup, counted; listings and tag look-ups paced."""
+
+    def __init__(
+        self,
+        client: Any,
+        namespace_id: str | None,
+        *,
+        tagging: Any = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        pace: float = DISCOVERY_CALL_INTERVAL,
+    ) -> None:
+        self._client = client
+        self._tagging = tagging
+        self._namespace = {"namespaceId": namespace_id} if namespace_id else {}
+        self._clock, self._sleep, self._pace = clock, sleep, pace
+        self._last_paced: dict[str, float] = {}
+        self.calls = 0
+
+    def _call(self, operation: str, **params: Any) -> Any:
+        self.calls += 1
+        return call_aws(self._client, operation, **params)
+
+    def _paced(self, client: Any, operation: str, **params: Any) -> Any:
+        last = self._last_paced.get(operation)
+        if last is not None and self._clock() < last + self._pace:
+            self._sleep(last + self._pace - self._clock())
+        self._last_paced[operation] = self._clock()
+        self.calls += 1
+        return call_aws(client, operation, **params)
+
+    # -- one job
+
+    def describe(self, job_id: str) -> Mapping[str, Any] | None:
+        """The job, or None when it no longer exists."""
+        try:
+            return self._call("describe_job", jobId=job_id)["job"]
+        except ClientError as exc:
+            if error_code(exc) in GONE_CODES:
+                return None
+            raise
+
+    def status(self, job_id: str) -> str | None:
+        job = self.describe(job_id)
+        return None if job is None else job["status"]
+
+    def delete(self, job_id: str, force: bool) -> None:
+        self._call("delete_job", jobId=job_id, force=force, **self._namespace)
+
+    def cancel(self, job_id: str, reason_code: str, comment: str) -> None:
+        self._call("cancel_job", jobId=job_id, reasonCode=reason_code, comment=comment)
+
+    def devices_in_progress(self, job_id: str, limit: int = 5) -> list[str]:
+        """Up to ``limit`` things whose execution of the job is still in progress."""
+        page = self._call("list_job_executions_for_job", jobId=job_id, status="IN_PROGRESS", maxResults=limit)
+        return [summary["thingArn"].rsplit("/", 1)[-1] for summary in page.get("executionSummaries", [])]
+
+    def tags_of(self, job_arn: str) -> dict[str, str] | None:
+        """The job's tags, or None when it no longer exists."""
+        try:
+            answer = self._paced(self._client, "list_tags_for_resource", resourceArn=job_arn)
+        except ClientError as exc:
+            if error_code(exc) in GONE_CODES:
+                return None
+            raise
+        return {tag["Key"]: tag.get("Value", "") for tag in answer.get("tags", [])}
+
+    # -- listings
+
+    def deleting_job_ids(self) -> set[str]:
+        """Every job in DELETION_IN_PROGRESS: ours and anyone else's (they share the slots)."""
+        found: set[str] = set()
+        token: str | None = None
+        while True:
+            page = self._call(
+                "list_jobs",
+                status=DELETING,
+                maxResults=PAGE_SIZE,
+                **self._namespace,
+                **({"nextToken": token} if token else {}),
+            )
+            found.update(job["jobId"] for job in page.get("jobs", []))
+            token = page.get("nextToken")
+            if not token:
+                return found
+
+    def list_page(
+        self, filters: Mapping[str, Any], token: str | None
+    ) -> tuple[list[Mapping[str, Any]], str | None]:
+        """One ListJobs page (250 jobs) of a discovery listing."""
+        page = self._paced(
+            self._client,
+            "list_jobs",
+            maxResults=PAGE_SIZE,
+            **filters,
+            **self._namespace,
+            **({"nextToken": token} if token else {}),
+        )
+        return list(page.get("jobs", [])), page.get("nextToken") or None
+
+    def tagged_job_arns(self, tags: tuple[tuple[str, str], ...]) -> set[str] | None:
+        """The job ARNs the Resource Groups Tagging API finds with every tag.
+
+        None when it answers nothing: whether it serves IoT jobs is unconfirmed, so an
+        empty answer means "ask IoT job by job", never "no job has the tags".
+        """
+        if self._tagging is None:
+            return None
+        arns: set[str] = set()
+        token = ""
+        while True:
+            page = self._paced(
+                self._tagging,
+                "get_resources",
+                TagFilters=[{"Key": key, "Values": [value]} for key, value in tags],
+                ResourceTypeFilters=["iot:job"],
+                ResourcesPerPage=100,
+                **({"PaginationToken": token} if token else {}),
+            )
+            arns.update(mapping["ResourceARN"] for mapping in page.get("ResourceTagMappingList", []))
+            token = page.get("PaginationToken") or ""
+            if not token:
+                return arns or None

@@ -1,0 +1,144 @@
+"""Finding the jobs a selection's filters match, from IoT, with no state kept between walks.
+
+A walk goes over IoT's job listings lazily, page by page (250 jobs), and yields each job
+that matches every filter: the id prefix (free), the thing groups (the listing itself, by
+``ListJobs(thingGroupName=...)``; IoT leaves SCHEDULED jobs out of that listing, aws-cli#8924,
+so SCHEDULED jobs are listed separately and their targets read), and the tags (the Resource
+Groups Tagging API where it answers for IoT jobs, else ``ListTagsForResource`` job by job).
+Named jobs are left to the named path. Nothing a walk finds is kept beyond the invocation:
+each invocation walks again, and jobs already deleted are no longer listed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .aws import IotJobs
+from .contract import Selection
+
+__all__ = ["Discovery", "Found"]
+
+SCHEDULED = "SCHEDULED"
+# The tagging API's index may lag behind a job's creation: jobs younger than this are asked
+# about their tags directly.
+TAG_INDEX_LAG_SECONDS = 600.0
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One ListJobs listing a walk goes through."""
+
+    filters: Mapping[str, Any]
+    read_targets: bool = False  # SCHEDULED jobs: the group filter must be checked on the job
+    name: str = "all jobs"
+
+
+def listings(selection: Selection) -> list[Listing]:
+    if selection.thing_groups:
+        return [
+            *(
+                Listing({"thingGroupName": group}, name=f"thing group {group}")
+                for group in selection.thing_groups
+            ),
+            Listing({"status": SCHEDULED}, read_targets=True, name="scheduled jobs"),
+        ]
+    return [Listing({})]
+
+
+@dataclass(frozen=True)
+class Found:
+    job_id: str
+    job_arn: str
+    status: str
+    listing: str  # which listing found it
+
+
+_UNSET: Any = object()
+
+
+class Discovery:
+    """One walk over the listings, yielding the jobs the filters match, one at a time."""
+
+    def __init__(self, iot: IotJobs, selection: Selection, *, clock: Callable[[], float]) -> None:
+        self.iot = iot
+        self.selection = selection
+        self.clock = clock
+        self._listings = listings(selection)
+        self._position = 0
+        self._token: str | None = None
+        self._started = False
+        self._page: deque[Mapping[str, Any]] = deque()
+        self._seen: set[str] = set()
+        self._tag_index: set[str] | None = _UNSET
+        self.examined = 0  # jobs listed so far
+        self.exhausted = False
+
+    def next_match(self, stop_at: float = float("inf")) -> Found | None:
+        """The next job that matches; None when the walk is over or ``stop_at`` has come."""
+        while self.clock() < stop_at:
+            if self._page:
+                found = self._match(self._page.popleft(), self._listings[self._position])
+                if found:
+                    return found
+            elif not self._next_page():
+                return None
+        return None
+
+    def _next_page(self) -> bool:
+        if self.exhausted:
+            return False
+        if self._started and self._token is None:  # this listing is done: the next one
+            self._position += 1
+            self._started = False
+            if self._position >= len(self._listings):
+                self.exhausted = True
+                return False
+        jobs, self._token = self.iot.list_page(self._listings[self._position].filters, self._token)
+        self._started = True
+        self.examined += len(jobs)
+        self._page.extend(jobs)
+        return True
+
+    def _match(self, summary: Mapping[str, Any], listing: Listing) -> Found | None:
+        job_id = summary["jobId"]
+        if job_id in self._seen or job_id in self.selection.job_ids:
+            return None
+        self._seen.add(job_id)
+        if not self.selection.id_may_match(job_id):
+            return None
+        if listing.read_targets:
+            job = self.iot.describe(job_id)
+            if job is None or not self.selection.targets_a_group(job.get("targets") or []):
+                return None
+        if self.selection.tags and not self._carries_tags(summary):
+            return None
+        return Found(job_id, summary["jobArn"], summary["status"], listing.name)
+
+    def _carries_tags(self, summary: Mapping[str, Any]) -> bool:
+        index = self._tagged_arns()
+        if index is not None and not self._young(summary):
+            return summary["jobArn"] in index
+        tags = self.iot.tags_of(summary["jobArn"])
+        return tags is not None and self.selection.carries_tags(tags)
+
+    def _tagged_arns(self) -> set[str] | None:
+        if self._tag_index is _UNSET:
+            self._tag_index = self.iot.tagged_job_arns(self.selection.tags)
+        return self._tag_index
+
+    def _young(self, summary: Mapping[str, Any]) -> bool:
+        created = summary.get("createdAt")
+        return created is None or created.timestamp() > self.clock() - TAG_INDEX_LAG_SECONDS
+
+    def matches(self, job: Mapping[str, Any]) -> bool:
+        """Whether one described job matches the filters (a deletion found in progress)."""
+        if not self.selection.id_may_match(job["jobId"]) or job["jobId"] in self.selection.job_ids:
+            return False
+        if self.selection.thing_groups and not self.selection.targets_a_group(job.get("targets") or []):
+            return False
+        if (job.get("namespaceId") or None) != self.selection.namespace_id:
+            return False
+        return not self.selection.tags or self._carries_tags(job)

@@ -1,0 +1,384 @@
+"""The CDK Provider framework's entry points: ``on_event`` and ``is_complete``.
+
+Create and Update change nothing in IoT. A Delete deletes jobs only when the stack itself
+is torn down (``stack``). Then ``on_event`` plans and starts the deletions and
+``is_complete`` reports complete only when every selected job is gone. No state is kept
+between invocations except what ``on_event`` hands to ``is_complete`` in the event (the
+Provider merges ``on_event``'s result into it; ``is_complete`` cannot hand anything on):
+the start and give-up times, whether the stack is torn down, and the planned order of the
+named jobs as positions in JobIds. Everything else is recomputed from IoT each time.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random as _random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import boto3
+
+from .aws import CLIENT_CONFIG, IotJobs
+from .contract import CleanupRequest
+from .errors import CleanupError, CleanupTimeoutError, TransientError
+from .scheduling import Backoff, JobCleanup
+from .stack import is_teardown, stack_status
+
+__all__ = [
+    "DEADLINE_KEY",
+    "MAX_MESSAGE_BYTES",
+    "ORDER_KEY",
+    "STARTED_KEY",
+    "TEARDOWN_KEY",
+    "Timing",
+    "handle_is_complete",
+    "handle_on_event",
+    "is_complete",
+    "on_event",
+]
+
+logger = logging.getLogger("iot_job_cleanup")
+logger.setLevel(logging.INFO)
+
+DEADLINE_KEY = "IotJobCleanupGiveUpAt"
+STARTED_KEY = "IotJobCleanupStartedAt"
+ORDER_KEY = "IotJobCleanupOrder"  # positions in JobIds: small whatever the ids' length
+TEARDOWN_KEY = "IotJobCleanupTeardown"  # "true" or "false" once the stack status is known
+# CloudFormation takes at most 4096 bytes of response body, and the Provider framework's
+# Reason is our message plus a "Logs:" line and a JavaScript stack: keep ours well inside.
+MAX_MESSAGE_BYTES = 1500
+STACK_STATUS_ATTEMPTS = 4  # in on_event; is_complete asks again if they all fail
+# A Lambda timeout is a failed resource (the Provider reports it as FAILED): every loop
+# stops this many seconds before the invocation's own timeout.
+LAMBDA_MARGIN = 10.0
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How the handler paces itself; set by the construct through the environment.
+
+    query_interval and total_timeout mirror the Provider's waiter. Inside one
+    ``is_complete`` invocation the handler polls every ``poll_interval`` for up to
+    ``poll_window`` so that a freed deletion slot is reused within seconds, not at the
+    next waiter retry. It gives up ``report_margin`` before ``total_timeout`` so that
+    its failure, naming the jobs left, reaches CloudFormation before CloudFormation's
+    own timeout does. A resource's own QueryIntervalSeconds and TotalTimeoutSeconds
+    replace poll_interval and total_timeout (``for_request``).
+    """
+
+    query_interval: float = 10.0
+    total_timeout: float = 3600.0
+    poll_interval: float = 2.0
+    poll_window: float = 300.0
+    report_margin: float = 30.0
+
+    def for_request(self, request: CleanupRequest) -> Timing:
+        """This timing with the resource's own query interval and total timeout, if it sets them."""
+        return replace(
+            self,
+            poll_interval=request.query_interval or self.poll_interval,
+            total_timeout=request.total_timeout or self.total_timeout,
+        )
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Timing:
+        def seconds(name: str, default: float) -> float:
+            return float(environ.get(name, default))
+
+        return cls(
+            query_interval=seconds("QUERY_INTERVAL_SECONDS", cls.query_interval),
+            total_timeout=seconds("TOTAL_TIMEOUT_SECONDS", cls.total_timeout),
+            poll_interval=seconds("POLL_INTERVAL_SECONDS", cls.poll_interval),
+            poll_window=seconds("POLL_WINDOW_SECONDS", cls.poll_window),
+            report_margin=seconds("REPORT_MARGIN_SECONDS", cls.report_margin),
+        )
+
+
+def _physical_resource_id(event: Mapping[str, Any]) -> str:
+    return event.get("PhysicalResourceId") or f"iot-job-cleanup:{event['LogicalResourceId']}"
+
+
+def _remaining_lambda_seconds(context: Any) -> float:
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return remaining() / 1000 if callable(remaining) else math.inf
+
+
+def _stack_name(event: Mapping[str, Any]) -> str:
+    stack_id = str(event.get("StackId", ""))
+    return stack_id.split(":stack/", 1)[-1].split("/", 1)[0] or stack_id
+
+
+def _cancel_comment(event: Mapping[str, Any], request: CleanupRequest) -> str:
+    return (
+        f"Cancelled by IotJobCleanup {event.get('LogicalResourceId')} as stack {_stack_name(event)} is "
+        f"torn down; deleted once its devices finish (drain {request.drain or 0:.0f} s)."
+    )
+
+
+# --------------------------------------------------------------------------- the stack's lifecycle
+
+
+def _teardown(event: Mapping[str, Any], cloudformation: Any) -> bool:
+    status = stack_status(cloudformation, str(event["StackId"]))
+    if is_teardown(status):
+        return True
+    logger.info(
+        "the stack is not being torn down (a renamed, moved or removed cleanup, or an update "
+        "rolling back): no job was deleted; this resource's jobs stay with the stack",
+        extra={"stackStatus": status, "logicalResourceId": event.get("LogicalResourceId")},
+    )
+    return False
+
+
+def _teardown_in_on_event(
+    event: Mapping[str, Any],
+    cloudformation: Any,
+    *,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    backoff: Backoff,
+    hard_stop: float,
+) -> bool | None:
+    """Whether this Delete is a stack teardown; None when CloudFormation did not answer in time."""
+    for attempt in range(STACK_STATUS_ATTEMPTS):
+        try:
+            return _teardown(event, cloudformation)
+        except TransientError as exc:
+            logger.warning("transient CloudFormation error; will retry", extra={"error": str(exc)})
+            pause = backoff.next_delay()
+            if attempt + 1 == STACK_STATUS_ATTEMPTS or clock() + pause >= hard_stop:
+                break
+            sleep(pause)
+    return None
+
+
+# --------------------------------------------------------------------------- the handlers
+
+
+def _cleanup(
+    event: Mapping[str, Any],
+    request: CleanupRequest,
+    *,
+    client: Any,
+    tagging: Any,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    random: Callable[[], float],
+    hard_stop: float,
+    order: tuple[str, ...] | None = None,
+) -> JobCleanup:
+    iot = IotJobs(client, request.namespace_id, tagging=tagging, clock=clock, sleep=sleep)
+    return JobCleanup(
+        iot,
+        request,
+        clock=clock,
+        sleep=sleep,
+        random=random,
+        order=order,
+        hard_stop=hard_stop,
+        cancel_comment=_cancel_comment(event, request),
+    )
+
+
+def handle_on_event(
+    event: Mapping[str, Any],
+    *,
+    client: Any,
+    cloudformation: Any,
+    timing: Timing,
+    tagging: Any = None,
+    remaining_lambda_seconds: float = math.inf,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+    random: Callable[[], float] = _random.random,
+) -> dict[str, Any]:
+    request_type = event["RequestType"]
+    request = CleanupRequest.from_properties(event.get("ResourceProperties", {}))
+    physical_id = _physical_resource_id(event)
+    if request_type in ("Create", "Update"):
+        _log_dropped_jobs(event, request)
+        return {"PhysicalResourceId": physical_id}
+    if request_type != "Delete":
+        raise CleanupError(f"RequestType {request_type!r} is not Create, Update or Delete.")
+    timing = timing.for_request(request)
+    now = clock()
+    result: dict[str, Any] = {
+        "PhysicalResourceId": physical_id,
+        STARTED_KEY: now,
+        DEADLINE_KEY: now + timing.total_timeout - timing.report_margin,
+    }
+    hard_stop = now + remaining_lambda_seconds - LAMBDA_MARGIN
+    teardown = _teardown_in_on_event(
+        event, cloudformation, clock=clock, sleep=sleep, backoff=Backoff(random=random), hard_stop=hard_stop
+    )
+    if teardown is None:  # is_complete asks again
+        return result
+    result[TEARDOWN_KEY] = "true" if teardown else "false"
+    if not teardown:
+        return result
+    cleanup = _cleanup(
+        event,
+        request,
+        client=client,
+        tagging=tagging,
+        clock=clock,
+        sleep=sleep,
+        random=random,
+        hard_stop=hard_stop,
+    )
+    try:
+        order = cleanup.plan()
+        positions = {job_id: index for index, job_id in enumerate(request.job_ids)}
+        result[ORDER_KEY] = [positions[job_id] for job_id in order]
+        cleanup.refill()
+        started = cleanup.start_deletions()
+        logger.info("cleanup started", extra={"jobs": len(request.job_ids), "started": started})
+    except TransientError as exc:  # is_complete starts over, in list order
+        logger.warning("transient IoT error; is_complete will retry", extra={"error": str(exc)})
+    return result
+
+
+def _planned_order(event: Mapping[str, Any], request: CleanupRequest) -> tuple[str, ...] | None:
+    """The order on_event planned, if the event carries one for exactly these jobs."""
+    order = event.get(ORDER_KEY)
+    if not isinstance(order, list) or sorted(order) != list(range(len(request.job_ids))):
+        return None
+    return tuple(request.job_ids[position] for position in order)
+
+
+def _log_dropped_jobs(event: Mapping[str, Any], request: CleanupRequest) -> None:
+    old_ids = (event.get("OldResourceProperties") or {}).get("JobIds") or []
+    dropped = sorted(set(old_ids) - set(request.job_ids) - {""}) if isinstance(old_ids, list) else []
+    if dropped:
+        logger.info(
+            "jobs dropped from JobIds are no longer this resource's to delete; nothing was deleted",
+            extra={"droppedJobIds": dropped},
+        )
+
+
+def handle_is_complete(
+    event: Mapping[str, Any],
+    *,
+    client: Any,
+    cloudformation: Any,
+    timing: Timing,
+    tagging: Any = None,
+    remaining_lambda_seconds: float = math.inf,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+    random: Callable[[], float] = _random.random,
+) -> dict[str, Any]:
+    if event["RequestType"] != "Delete" or event.get(TEARDOWN_KEY) == "false":
+        return {"IsComplete": True}
+    request = CleanupRequest.from_properties(event.get("ResourceProperties", {}))
+    timing = timing.for_request(request)
+    now = clock()
+    started_at = float(event.get(STARTED_KEY, now))
+    give_up_at = float(event.get(DEADLINE_KEY, now + timing.total_timeout))
+    if event.get(TEARDOWN_KEY) != "true":
+        try:
+            if not _teardown(event, cloudformation):
+                return {"IsComplete": True}
+        except TransientError as exc:
+            if now >= give_up_at - timing.poll_interval:
+                raise CleanupTimeoutError(
+                    f"Timed out after {now - started_at:.0f} s: CloudFormation did not tell the stack's "
+                    f"status ({exc}), so no job was deleted. Run cdk destroy again."
+                ) from exc
+            logger.warning("transient CloudFormation error; will retry", extra={"error": str(exc)})
+            return {"IsComplete": False}
+    window_end = min(now + timing.poll_window, give_up_at)
+    last_chance = window_end + timing.query_interval >= give_up_at
+    if last_chance:
+        window_end = give_up_at
+    hard_stop = now + remaining_lambda_seconds - LAMBDA_MARGIN
+    window_end = min(window_end, hard_stop)
+    cleanup = _cleanup(
+        event,
+        request,
+        client=client,
+        tagging=tagging,
+        clock=clock,
+        sleep=sleep,
+        random=random,
+        hard_stop=hard_stop,
+        order=_planned_order(event, request),
+    )
+    if cleanup.run_until(window_end, timing.poll_interval):
+        logger.info(
+            "every job is gone",
+            extra={
+                "jobs": len(request.job_ids),
+                "discovered": len(cleanup.discovered),
+                "iotCalls": cleanup.iot.calls,
+            },
+        )
+        return {"IsComplete": True}
+    if last_chance and clock() >= give_up_at - timing.poll_interval:
+        raise CleanupTimeoutError(timeout_message(cleanup, clock() - started_at))
+    return {"IsComplete": False}
+
+
+def timeout_message(cleanup: JobCleanup, elapsed: float) -> str:
+    """Which jobs are left and what to do, named while the message stays within its budget."""
+    count, described = cleanup.remaining_with_status()
+    of = f" of {len(cleanup.request.job_ids)}" if not cleanup.request.selection.has_filters else ""
+    head = f"Timed out after {elapsed:.0f} s with {count}{of} jobs not deleted: "
+    if cleanup.discovery_unfinished():
+        head = f"Timed out after {elapsed:.0f} s with {count} jobs known not deleted, more not examined yet: "
+    tail = ". Deletions under way go on in IoT; run cdk destroy again to wait for them and delete the rest."
+    budget = MAX_MESSAGE_BYTES - len((head + tail).encode()) - len(b", and 99999 more")
+    named: list[str] = []
+    for item in described:
+        if len(", ".join([*named, item]).encode()) > budget:
+            break
+        named.append(item)
+    more = f", and {count - len(named)} more" if count > len(named) else ""
+    return f"{head}{', '.join(named)}{more}{tail}"
+
+
+# --------------------------------------------------------------------------- Lambda
+
+
+_client_cache: dict[str, Any] = {}
+
+
+def _client(service: str) -> Any:
+    """One client per service and container."""
+    if service not in _client_cache:
+        _client_cache[service] = boto3.client(service, config=CLIENT_CONFIG)
+    return _client_cache[service]
+
+
+def _where_the_logs_are(message: str) -> str:
+    """The Provider's own "Logs:" line names its framework function; ours names the handler's logs."""
+    log_group = os.environ.get("LOG_GROUP_NAME") or os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME")
+    return f"{message} Handler logs: CloudWatch log group {log_group}." if log_group else message
+
+
+def _reported(
+    entry_point: Callable[..., dict[str, Any]], event: Mapping[str, Any], context: Any
+) -> dict[str, Any]:
+    try:
+        return entry_point(
+            event,
+            client=_client("iot"),
+            cloudformation=_client("cloudformation"),
+            tagging=_client("resourcegroupstaggingapi"),
+            timing=Timing.from_environment(),
+            remaining_lambda_seconds=_remaining_lambda_seconds(context),
+        )
+    except CleanupError as exc:
+        raise type(exc)(_where_the_logs_are(str(exc))) from exc
+
+
+def on_event(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    return _reported(handle_on_event, event, context)
+
+
+def is_complete(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    return _reported(handle_is_complete, event, context)

@@ -1,0 +1,50 @@
+"""What can go wrong, as the cleanup reports it: each message says why and what to do."""
+
+from __future__ import annotations
+
+import reprlib
+from typing import Any
+
+__all__ = [
+    "CleanupError",
+    "CleanupTimeoutError",
+    "DrainTimeoutError",
+    "ForceRequiredError",
+    "InvalidPropertiesError",
+    "TransientError",
+    "shown",
+]
+
+
+class CleanupError(Exception):
+    """The cleanup cannot go on; the message says why and what to do."""
+
+
+class InvalidPropertiesError(CleanupError, ValueError):
+    """The resource properties (or the command line's selection) break the contract."""
+
+
+class ForceRequiredError(CleanupError):
+    """A job is not in a terminal state and the cleanup does not allow force."""
+
+
+class DrainTimeoutError(CleanupError):
+    """A job's devices were still busy when its drain time was over, and force is off."""
+
+
+class CleanupTimeoutError(CleanupError):
+    """The total timeout passed with jobs still not deleted."""
+
+
+class TransientError(Exception):
+    """Throttling, service unavailable, 5xx or a connection problem: try again later."""
+
+
+_SHORT_REPR = reprlib.Repr()
+_SHORT_REPR.maxstring = _SHORT_REPR.maxother = 80
+_SHORT_REPR.maxlist = 5
+
+
+def shown(value: Any) -> str:
+    """A value for a message: its repr, shortened so a message stays small."""
+    return _SHORT_REPR.repr(value)

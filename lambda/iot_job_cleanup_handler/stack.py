@@ -1,0 +1,45 @@
+"""Whether a Delete is a stack teardown: the only time a cleanup deletes jobs.
+
+A Delete also comes when an update renames, moves or removes the resource, or rolls back:
+then the stack lives on, and so do its jobs. The status of the stack in the event tells.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from .aws import DENIED_CODES, call_aws, error_code, error_message
+from .errors import CleanupError
+
+__all__ = ["TEARDOWN_STATUSES", "is_teardown", "stack_status"]
+
+# The stack is being deleted, or a failed creation is rolled back.
+TEARDOWN_STATUSES = frozenset({"DELETE_IN_PROGRESS", "ROLLBACK_IN_PROGRESS"})
+
+
+def stack_status(cloudformation: Any, stack_id: str) -> str:
+    """The stack's status from CloudFormation (DescribeStacks on the stack id or name).
+
+    Raises ``TransientError`` when the answer may come on a later try, and ``CleanupError``
+    naming the permission to grant when the caller may not ask.
+    """
+    try:
+        stacks = call_aws(cloudformation, "describe_stacks", StackName=stack_id)["Stacks"]
+    except ClientError as exc:
+        if error_code(exc) in DENIED_CODES:
+            raise CleanupError(
+                f"CloudFormation denied DescribeStacks on {stack_id}: the handler asks for the stack's "
+                "status to delete jobs only when the stack itself is torn down, and nothing was "
+                "deleted. Grant the handler's role cloudformation:DescribeStacks on this stack."
+            ) from exc
+        raise CleanupError(
+            f"CloudFormation could not describe the stack {stack_id} ({error_code(exc)}: "
+            f"{error_message(exc)}), so nothing was deleted."
+        ) from exc
+    return str(stacks[0]["StackStatus"])
+
+
+def is_teardown(status: str) -> bool:
+    return status in TEARDOWN_STATUSES
