@@ -234,7 +234,7 @@ def handle_on_event(
         order = cleanup.plan()
         positions = {job_id: index for index, job_id in enumerate(request.job_ids)}
         result[ORDER_KEY] = [positions[job_id] for job_id in order]
-        cleanup.refill()
+        cleanup.refill(ready=cleanup.free_slots())
         started = cleanup.start_deletions()
         logger.info("cleanup started", extra={"jobs": len(request.job_ids), "started": started})
     except TransientError as exc:  # is_complete starts over, in list order

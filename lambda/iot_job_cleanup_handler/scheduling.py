@@ -268,17 +268,19 @@ class JobCleanup:
         self.walk_found_any = False
         self.walks += 1
 
-    def refill(self) -> None:
-        """Walk on while fewer discovered jobs are ready than free slots and a lookahead."""
+    def refill(self, ready: int) -> None:
+        """Walk on while fewer than ``ready`` jobs wait for a slot."""
         while (
             self.walk is not None
             and not self.walk.exhausted
-            and len(self.pending) < self.free_slots() + LOOKAHEAD
+            and len(self.pending) < ready
             and self.clock() < self.hard_stop
         ):
             found = self.walk.next_match(self.hard_stop)
             if found is None:
                 break
+            if found.job_id in self.not_ours:
+                continue
             self.walk_found_any = True
             self.found_by.setdefault(found.job_id, found.listing)
             if found.job_id in self.ours_deleting or found.job_id in self.draining:
@@ -317,6 +319,7 @@ class JobCleanup:
 
     def _forget(self, job_id: str) -> None:
         self.not_ours.add(job_id)
+        self.admitted.discard(job_id)
         self.discovered.discard(job_id)
         self.ours_deleting.discard(job_id)
         self.draining.pop(job_id, None)
@@ -511,8 +514,9 @@ class JobCleanup:
     def step(self, poll_interval: float) -> bool:
         """One round: drains, discovery, deletions, confirmations. True when all is done."""
         self.check_drains(poll_interval)
-        self.refill()
+        self.refill(ready=self.free_slots())  # as many as can start now, then start them
         self.start_deletions()
+        self.refill(ready=LOOKAHEAD)  # while the slots are busy, find the next ones
         self.confirm_gone()
         return self.done() and self.all_gone()
 
