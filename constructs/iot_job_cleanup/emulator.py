@@ -115,6 +115,28 @@ def _move_executions(job: FakeJob, source: str, target: str) -> None:
     details[source] = 0
 
 
+_EXECUTION_STATUS_OF_COUNT = {
+    "numberOfInProgressThings": "IN_PROGRESS",
+    "numberOfSucceededThings": "SUCCEEDED",
+    "numberOfCanceledThings": "CANCELED",
+    "numberOfFailedThings": "FAILED",
+    "numberOfQueuedThings": "QUEUED",
+}
+
+
+def _executions_follow_counts(backend: IoTBackend, job: FakeJob) -> None:
+    """moto's job executions (one per target) take the statuses the counts tell, in order,
+    so ListJobExecutionsForJob agrees with DescribeJob's jobProcessDetails."""
+    statuses = [
+        status
+        for key, status in _EXECUTION_STATUS_OF_COUNT.items()
+        for _ in range(job.job_process_details.get(key, 0))
+    ]
+    executions = [e for (job_id, _), e in backend.job_executions.items() if job_id == job.job_id]
+    for execution, status in zip(executions, statuses, strict=False):
+        execution.status = status
+
+
 def _targets_group(job: FakeJob, group_name: str) -> bool:
     return any(target.endswith(f":thinggroup/{group_name}") for target in job.targets or [])
 
@@ -201,9 +223,9 @@ class DeletionLifecycle:
         for job_id, finish_at in list(self.executions_finish_at.items()):
             if finish_at <= now:  # the devices finished what they were doing
                 del self.executions_finish_at[job_id]
-                _move_executions(
-                    self.backend.jobs[job_id], "numberOfInProgressThings", "numberOfSucceededThings"
-                )
+                job = self.backend.jobs[job_id]
+                _move_executions(job, "numberOfInProgressThings", "numberOfSucceededThings")
+                _executions_follow_counts(self.backend, job)
         self._start_outside_deletions(now)
 
     def _start_outside_deletions(self, now: float) -> None:
@@ -322,6 +344,7 @@ class DeletionLifecycle:
             if force:
                 _move_executions(job, "numberOfInProgressThings", "numberOfCanceledThings")
                 self.executions_finish_at.pop(job_id, None)
+            _executions_follow_counts(self.backend, job)
             return job
 
     def list_jobs(
@@ -394,6 +417,7 @@ class DeletionLifecycle:
             job = self.backend.jobs[job_id]
             job.status = status
             _count_executions(job, status)
+            _executions_follow_counts(self.backend, job)
             if status in RUNNING_STATUSES and executions_finish_in < math.inf:
                 self.executions_finish_at[job_id] = self.clock() + executions_finish_in
             else:
@@ -598,6 +622,7 @@ class LifecycleClient:
                 "targets": list(job.targets),
                 "createdAt": job.created_at,
                 "lastUpdatedAt": job.last_updated_at,
+                "completedAt": job.completed_at,
                 "jobProcessDetails": dict(job.job_process_details),
                 **({"namespaceId": ns} if (ns := self.lifecycle.namespace_of(jobId)) else {}),
             }
@@ -643,6 +668,29 @@ class LifecycleClient:
         if token:
             page["nextToken"] = token
         return page
+
+    def list_job_executions_for_job(
+        self,
+        jobId: str,  # noqa: N803
+        status: str | None = None,
+        maxResults: int = 50,  # noqa: N803
+    ) -> dict[str, Any]:
+        def executions() -> list[Any]:
+            with self.lifecycle._lock:
+                self.lifecycle._admit("ListJobExecutionsForJob")
+                self.lifecycle._job(jobId)
+                return [
+                    e
+                    for (job_id, _), e in self.lifecycle.backend.job_executions.items()
+                    if job_id == jobId and (status is None or e.status == status)
+                ][:maxResults]
+
+        found = self._run("ListJobExecutionsForJob", executions)
+        return {
+            "executionSummaries": [
+                {"thingArn": e.thing_arn, "jobExecutionSummary": {"status": e.status}} for e in found
+            ]
+        }
 
     def list_tags_for_resource(self, resourceArn: str, nextToken: str | None = None) -> dict[str, Any]:  # noqa: N803
         tags = self._run("ListTagsForResource", lambda: self.lifecycle.list_tags(resourceArn))
