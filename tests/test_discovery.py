@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from botocore.exceptions import ClientError
+from test_handler import event, run_delete
 
 import iot_job_cleanup_handler as handler
 from conftest import ACCOUNT, REGION, Iot, SimClock, fail_calls
-from test_handler import event, run_delete
 
 FLEET = f"arn:aws:iot:{REGION}:{ACCOUNT}:thinggroup/fleet"
 OTHER = f"arn:aws:iot:{REGION}:{ACCOUNT}:thinggroup/other-fleet"
