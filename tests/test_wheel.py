@@ -55,6 +55,19 @@ def test_a_wheel_installed_in_a_new_venv_synthesizes_a_stack_outside_the_repo(tm
     assert (package / "py.typed").is_file(), "py.typed is missing: type checkers would ignore our hints"
     assert (package / "testing.py").is_file()
     assert (venv / "bin" / "iot-job-cleanup-rehearse").is_file()
+    # The command line: installed, and its engine is the handler package the wheel carries.
+    assert (package / "handler" / "iot_job_cleanup_handler" / "scheduling.py").is_file()
+    assert "usage: iot-job-cleanup" in run(venv / "bin" / "iot-job-cleanup", "--help", cwd=user, env=env)
+    without_boto3 = subprocess.run(
+        [venv / "bin" / "iot-job-cleanup", "delete", "--job-id", "ota-1", "--dry-run"],
+        cwd=user,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert without_boto3.returncode == 2
+    assert "pip install 'iot-job-cleanup[cli]'" in without_boto3.stderr
     template = json.loads((user / "cdk.out" / "UserStack.template.json").read_text())
     (resource,) = [r for r in template["Resources"].values() if r["Type"] == "Custom::IotJobCleanup"]
     assert resource["Properties"]["JobIds"] == ["ota-2026-11", "ota-2026-12"]

@@ -1,5 +1,24 @@
-"""iot-job-cleanup: delete AWS IoT jobs when a CloudFormation stack is torn down."""
+"""iot-job-cleanup: delete AWS IoT jobs when a CloudFormation stack is torn down.
 
-from .cleanup import HANDLER_MODULE, IotJobCleanup, handler_directory
+``IotJobCleanup`` (the construct) loads aws-cdk-lib when first used, so the command line
+(``python -m iot_job_cleanup``) starts without it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .engine import HANDLER_MODULE, handler_directory
+
+if TYPE_CHECKING:
+    from .cleanup import IotJobCleanup
 
 __all__ = ["HANDLER_MODULE", "IotJobCleanup", "handler_directory"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "IotJobCleanup":
+        from .cleanup import IotJobCleanup
+
+        return IotJobCleanup
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -127,6 +127,7 @@ class JobCleanup:
         self.not_ours: set[str] = set()
         self.draining: dict[str, float] = {}  # job id -> when its drain time is over
         self.drains_checked_at = -math.inf
+        self.limit_exceeded = 0  # LimitExceededException answers to our DeleteJob
 
     # -- reading the state from IoT
 
@@ -251,10 +252,12 @@ class JobCleanup:
                 status = None if job is None else job["status"]
             else:
                 status = self._status(job_id)
-            if status == DELETING:  # the list lagged behind
+            if status is None:
+                self.seen_gone.add(job_id)
+            elif status == DELETING:  # the list lagged behind
                 self.ours_deleting.add(job_id)
                 self.deleting_anywhere.add(job_id)
-            elif status is not None and job_id not in self.discovered:  # deleted, then created again
+            elif job_id not in self.discovered:  # deleted, then created again
                 self.pending.appendleft(job_id)
                 self.admitted.discard(job_id)
             # A discovered job created again under the same id is for the next walk to judge.
@@ -428,6 +431,7 @@ class JobCleanup:
                 continue
             outcome = self._delete(job_id)
             if outcome == "limit":
+                self.limit_exceeded += 1
                 self.no_delete_before = self.clock() + self.backoff.next_delay()
                 logger.info("deletion slots are full; backing off", extra={"jobId": job_id})
                 break
@@ -520,13 +524,23 @@ class JobCleanup:
         self.confirm_gone()
         return self.done() and self.all_gone()
 
-    def run_until(self, stop_at: float, poll_interval: float) -> bool:
+    def run_until(
+        self,
+        stop_at: float,
+        poll_interval: float,
+        on_poll: Callable[[JobCleanup], None] | None = None,
+        stopping: Callable[[], bool] | None = None,
+    ) -> bool:
         """Work until every job is gone (True) or ``stop_at`` comes (False).
 
         Transient IoT errors never escape: the step is retried after a backoff.
+        ``on_poll`` sees the cleanup after every round (a progress view); once
+        ``stopping()`` says so, no more deletions start and the call returns False.
         """
         surveyed = False
         while True:
+            if stopping is not None and stopping():
+                return False
             try:
                 if not surveyed:
                     self.survey()
@@ -534,6 +548,8 @@ class JobCleanup:
                 if self.step(poll_interval):
                     return True
                 pause = self.next_poll_in(poll_interval)
+                if on_poll is not None:
+                    on_poll(self)
             except TransientError as exc:
                 surveyed = False
                 pause = self.backoff.next_delay()
