@@ -523,6 +523,8 @@ def main(
         return EXIT_USAGE
     ask = _ask_on_terminal(stdin or sys.stdin, out)
     live = out.isatty()
+    from botocore.exceptions import BotoCoreError, ClientError  # the engine has loaded botocore
+
     try:
         runs = _delete_runs(engine, args) if args.command == "delete" else None
         clients = clients or make_clients(engine, args)
@@ -530,25 +532,31 @@ def main(
             runs = _resume_runs(engine, clients, args, out)
             if isinstance(runs, int):
                 return runs
+        codes = [
+            run_cleanup(
+                engine,
+                clients,
+                run,
+                out=out,
+                ask=ask,
+                dry_run=args.dry_run,
+                yes=args.yes,
+                live=live,
+                clock=clock,
+                sleep=sleep,
+            )
+            for run in runs
+        ]
     except UsageError as exc:
         parser.print_usage(sys.stderr)
         print(f"iot-job-cleanup: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    codes = [
-        run_cleanup(
-            engine,
-            clients,
-            run,
-            out=out,
-            ask=ask,
-            dry_run=args.dry_run,
-            yes=args.yes,
-            live=live,
-            clock=clock,
-            sleep=sleep,
-        )
-        for run in runs
-    ]
+    except BotoCoreError as exc:  # no region, no credentials: nothing was changed
+        print(f"iot-job-cleanup: {exc} Pass --region/--profile, or set AWS_DEFAULT_REGION.", file=sys.stderr)
+        return EXIT_USAGE
+    except (ClientError, engine.CleanupError) as exc:  # e.g. access denied while looking
+        print(f"iot-job-cleanup: {exc}", file=sys.stderr)
+        return EXIT_LEFT
     return max(codes, default=EXIT_DONE)
 
 

@@ -12,7 +12,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from .errors import TransientError
 
@@ -66,14 +67,18 @@ def _is_transient(exc: ClientError) -> bool:
 
 
 def call_aws(client: Any, operation: str, **params: Any) -> Any:
-    """One AWS call; throttling, 5xx and connection errors become ``TransientError``."""
+    """One AWS call; throttling, 5xx and connection errors become ``TransientError``.
+
+    Other botocore errors (no credentials, no region, a bad parameter) are no better on a
+    later try: they propagate.
+    """
     try:
         return getattr(client, operation)(**params)
     except ClientError as exc:
         if _is_transient(exc):
             raise TransientError(f"{operation}: {error_code(exc)}") from exc
         raise
-    except BotoCoreError as exc:
+    except (BotoConnectionError, HTTPClientError) as exc:
         raise TransientError(f"{operation}: {exc}") from exc
 
 
