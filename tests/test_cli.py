@@ -473,3 +473,17 @@ def test_the_command_starts_without_aws_cdk_or_node() -> None:
         assert "usage: iot-job-cleanup" in result.stdout
         imported = result.stderr
         assert "aws_cdk" not in imported and "jsii" not in imported and "boto3" not in imported
+
+
+def test_no_region_is_a_usage_error_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+
+    code = cli.main(["delete", "--job-id", "ota-1", "--dry-run"], out=io.StringIO(), stdin=io.StringIO(""))
+
+    assert code == 2
+    assert (
+        "You must specify a region. Pass --region/--profile, or set AWS_DEFAULT_REGION."
+        in capsys.readouterr().err
+    )
