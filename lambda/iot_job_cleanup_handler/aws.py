@@ -7,6 +7,7 @@ connection errors become ``TransientError``; the engine backs off and tries agai
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -16,6 +17,8 @@ from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from .errors import TransientError
+
+logger = logging.getLogger("iot_job_cleanup")
 
 __all__ = [
     "CLIENT_CONFIG",
@@ -136,8 +139,14 @@ class IotJobs:
         self._call("cancel_job", jobId=job_id, reasonCode=reason_code, comment=comment)
 
     def devices_in_progress(self, job_id: str, limit: int = 5) -> list[str]:
-        """Up to ``limit`` things whose execution of the job is still in progress."""
-        page = self._call("list_job_executions_for_job", jobId=job_id, status="IN_PROGRESS", maxResults=limit)
+        """Up to ``limit`` things whose execution of the job is still in progress (for a
+        message: none when IoT does not tell)."""
+        try:
+            page = self._call(
+                "list_job_executions_for_job", jobId=job_id, status="IN_PROGRESS", maxResults=limit
+            )
+        except (ClientError, TransientError):
+            return []
         return [summary["thingArn"].rsplit("/", 1)[-1] for summary in page.get("executionSummaries", [])]
 
     def tags_of(self, job_arn: str) -> dict[str, str] | None:
@@ -194,14 +203,20 @@ class IotJobs:
         arns: set[str] = set()
         token = ""
         while True:
-            page = self._paced(
-                self._tagging,
-                "get_resources",
-                TagFilters=[{"Key": key, "Values": [value]} for key, value in tags],
-                ResourceTypeFilters=["iot:job"],
-                ResourcesPerPage=100,
-                **({"PaginationToken": token} if token else {}),
-            )
+            try:
+                page = self._paced(
+                    self._tagging,
+                    "get_resources",
+                    TagFilters=[{"Key": key, "Values": [value]} for key, value in tags],
+                    ResourceTypeFilters=["iot:job"],
+                    ResourcesPerPage=100,
+                    **({"PaginationToken": token} if token else {}),
+                )
+            except ClientError as exc:  # e.g. not allowed: IoT answers job by job instead
+                logger.info(
+                    "the tagging API did not answer; asking IoT job by job", extra={"error": str(exc)}
+                )
+                return None
             arns.update(mapping["ResourceARN"] for mapping in page.get("ResourceTagMappingList", []))
             token = page.get("PaginationToken") or ""
             if not token:
