@@ -7,7 +7,11 @@ import re
 from typing import Any
 
 import aws_cdk as cdk
+import cdk_nag
 import pytest
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_iot as iot
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_ssm as ssm
 from aws_cdk.assertions import Match, Template
 
@@ -157,6 +161,29 @@ def test_hundreds_of_jobs_fit_iam_policy_size_limits_and_all_guard_the_delete() 
     assert set(managed) | set(inline) <= set(resource["DependsOn"])
 
 
+def test_named_jobs_with_and_without_drain_fill_policies_within_the_size_limit() -> None:
+    """Drain adds iot:CancelJob and iot:ListJobExecutionsForJob for its own jobs only: a
+    statement of their own, packed into the same managed policies by the same budget."""
+    template = synth(
+        {"job_ids": [f"ota-2026-11-rollout-wave-{index:04d}" for index in range(250)]},
+        {
+            "job_ids": [f"ota-2026-12-rollout-wave-{index:04d}" for index in range(250)],
+            "drain": cdk.Duration.minutes(5),
+        },
+        {"job_ids": [f"ota-2027-01-rollout-wave-{index:04d}" for index in range(100)]},
+    )
+
+    managed = template.find_resources("AWS::IAM::ManagedPolicy")
+    assert 2 <= len(managed) <= 10
+    assert all(resolved_size(p["Properties"]["PolicyDocument"]) <= 6144 for p in managed.values())
+    granted: dict[tuple[str, ...], list[str]] = {}
+    for statement in all_statements(template, set(managed)):
+        granted.setdefault(tuple(sorted(statement["Action"])), []).extend(statement["Resource"])
+    drained = [ARN + f"job/ota-2026-12-rollout-wave-{index:04d}" for index in range(250)]
+    assert sorted(granted[tuple(sorted(JOB_ACTIONS + DRAIN_ACTIONS))]) == drained
+    assert len(granted[tuple(sorted(JOB_ACTIONS))]) == 350
+
+
 def service_tokens(template: Template) -> dict[str, Any]:
     return {name: r["Properties"]["ServiceToken"] for name, r in template.find_resources(RESOURCE).items()}
 
@@ -174,6 +201,18 @@ BASELINE = {"job_ids": ["ota-1", "ota-2"]}
         {"namespace_id": "greengrass"},
         {"removal_policy": cdk.RemovalPolicy.RETAIN},
         {"job_ids": ["ota-1", "ota-2", "ota-3"]},
+        {"tags": {"fleet": "demo"}},
+        {"thing_groups": ["demo-fleet"]},
+        {"job_id_prefix": "ota-"},
+        {"drain": cdk.Duration.minutes(5)},
+        {"job_ids": None, "tags": {"fleet": "demo"}},
+        {"job_ids": None, "thing_groups": ["demo-fleet"], "drain": cdk.Duration.seconds(0)},
+        {
+            "tags": {"fleet": "demo", "rollout": "2026-11"},
+            "thing_groups": ["demo-fleet", "canary"],
+            "job_id_prefix": "ota-",
+            "drain": cdk.Duration.minutes(10),
+        },
     ],
     ids=lambda changed: ",".join(changed),
 )
@@ -445,6 +484,59 @@ def test_tokens_are_accepted_unchecked() -> None:
         ({"job_ids": [123]}, r"job_ids contains 123 \(int\): .*write numbers as strings"),
         ({"job_ids": [["a", "b"]]}, r"job_ids contains \['a', 'b'\] \(list\): .*not job_ids=\[ids\]"),
         ({"job_ids": ["a"], "removal_policy": cdk.RemovalPolicy.SNAPSHOT}, r"removal_policy is SNAPSHOT"),
+        (
+            {},
+            r"none of job_ids, tags, thing_groups and job_id_prefix: it needs at least one.*"
+            r"job_ids=\[\.\.\.\].*tags=",
+        ),
+        ({"tags": {}}, r"tags is empty: .*Give a tag, e.g. tags=\{'fleet': 'demo'\}, or leave tags out"),
+        ({"tags": ["fleet"]}, r"tags is \['fleet'\]: it must be a mapping of tag keys to values"),
+        (
+            {"tags": {f"k{index}": "v" for index in range(51)}},
+            r"tags has 51 tags: an IoT job carries at most 50.*50 tags or fewer",
+        ),
+        ({"tags": {"": "v"}}, r"tags has the key '' \(0 characters\): a tag key is 1 to 128 letters"),
+        ({"tags": {"k" * 129: "v"}}, r"\(129 characters\): a tag key is 1 to 128 letters.*Fix or remove"),
+        ({"tags": {"fleet#1": "v"}}, r"tags has the key 'fleet#1' .*digits, spaces or _\.:/=\+-@"),
+        (
+            {"tags": {"aws:cloudformation:stack-name": "S"}},
+            r"keys starting with 'aws:' are reserved.*another key",
+        ),
+        ({"tags": {"AWS:x": "S"}}, r"tags has the key 'AWS:x': keys starting with 'aws:'"),
+        (
+            {"tags": {"fleet": "v" * 257}},
+            r"tags gives 'fleet' the value 'v+' \(257 characters\): a tag value is 0 to 256",
+        ),
+        ({"tags": {"fleet": "a|b"}}, r"tags gives 'fleet' the value 'a\|b' .*Fix that value"),
+        ({"tags": {"fleet": 3}}, r"tags gives 'fleet' the value 3 \(int\): a tag value is a string"),
+        (
+            {"tags": {f"key-{index:02d}-" + "k" * 100: "v" * 256 for index in range(20)}},
+            r"the IAM policy that limits the handler to jobs carrying them would be \d+ characters, "
+            r"more than the 6,144.*fewer or shorter tags",
+        ),
+        ({"job_id_prefix": ""}, r"job_id_prefix is '' \(0 characters\): a prefix is 1 to 64 characters"),
+        ({"job_id_prefix": "ota*"}, r"job_id_prefix is 'ota\*' .*letters, digits, '_' and '-'.*leave it out"),
+        ({"job_id_prefix": "p" * 65}, r"job_id_prefix is 'p+' \(65 characters\)"),
+        ({"thing_groups": "fleet"}, r"thing_groups is 'fleet': it must be a list.*thing_groups=\['fleet'\]"),
+        ({"thing_groups": []}, r"thing_groups is empty: .*Name a group, or leave thing_groups out"),
+        (
+            {"thing_groups": ["my fleet"]},
+            r"thing_groups contains 'my fleet' \(8 characters\): a thing group name",
+        ),
+        ({"thing_groups": ["g" * 129]}, r"\(129 characters\): a thing group name is 1 to 128 characters"),
+        ({"thing_groups": [None]}, r"thing_groups contains None \(NoneType\): every entry must be"),
+        ({"thing_groups": ["a", "a"]}, r"thing_groups names 'a' more than once"),
+        ({"job_ids": [], "tags": None}, r"job_ids is empty: name at least one job, select jobs with tags"),
+        (
+            {"job_ids": ["a"], "drain": cdk.Duration.minutes(60)},
+            r"drain is 3600 s: drain time counts inside total_timeout \(3600 s\).*at most 3540 s\. "
+            r"Shorten drain to Duration.seconds\(3540\) or less \(total_timeout is at most 1 hour\)",
+        ),
+        (
+            {"job_ids": ["a"], "drain": cdk.Duration.minutes(5), "total_timeout": cdk.Duration.minutes(5)},
+            r"drain is 300 s: drain time counts inside total_timeout \(300 s\).*at most 240 s.*"
+            r"or raise total_timeout to Duration.seconds\(360\)",
+        ),
     ],
 )
 def test_bad_settings_fail_at_synth_time_naming_value_rule_and_fix(
@@ -454,3 +546,370 @@ def test_bad_settings_fail_at_synth_time_naming_value_rule_and_fix(
 
     with pytest.raises(ValueError, match=message):
         IotJobCleanup(stack, "Cleanup", **props)
+
+
+# --------------------------------------------------------------------------- runtime jobs: filters and drain
+
+ARN = "arn:${AWS::Partition}:iot:${AWS::Region}:${AWS::AccountId}:"
+JOB_ACTIONS = ["iot:DeleteJob", "iot:DescribeJob"]
+DRAIN_ACTIONS = ["iot:CancelJob", "iot:ListJobExecutionsForJob"]
+
+
+def flat(value: Any) -> Any:
+    """A template value as text: Fn::Join joined, a Ref as ${Name}, a GetAtt as ${Name.Attr}."""
+    if isinstance(value, list):
+        return [flat(item) for item in value]
+    if isinstance(value, dict) and "Ref" in value:
+        return "${" + value["Ref"] + "}"
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        return "${" + ".".join(value["Fn::GetAtt"]) + "}"
+    if isinstance(value, dict) and "Fn::Join" in value:
+        delimiter, parts = value["Fn::Join"]
+        return delimiter.join(flat(part) for part in parts)
+    return value
+
+
+def all_statements(template: Template, logical_ids: set[str] | None = None) -> list[dict[str, Any]]:
+    """Every statement of the template's policies (or of these), Action and Resource as lists."""
+    statements = []
+    for logical_id, policy in policies(template).items():
+        if logical_ids is not None and logical_id not in logical_ids:
+            continue
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions, resources = statement["Action"], flat(statement["Resource"])
+            statements.append(
+                {
+                    **statement,
+                    "Action": actions if isinstance(actions, list) else [actions],
+                    "Resource": resources if isinstance(resources, list) else [resources],
+                    "Policy": logical_id,
+                }
+            )
+    return statements
+
+
+def test_filters_and_drain_travel_as_properties_and_job_ids_only_when_given() -> None:
+    stack = cdk.Stack(cdk.App(), "Stack")
+    group = iot.CfnThingGroup(stack, "Fleet", thing_group_name="demo-fleet")
+
+    cleanup = IotJobCleanup(
+        stack,
+        "Cleanup",
+        tags={"rollout": "2026-11", "fleet": "demo"},
+        thing_groups=[group, "canary"],
+        job_id_prefix="ota-",
+        drain=cdk.Duration.minutes(5),
+    )
+
+    template = Template.from_stack(stack)
+    template.has_resource_properties(
+        RESOURCE,
+        {
+            "JobIds": Match.absent(),
+            "JobTags": [{"Key": "fleet", "Value": "demo"}, {"Key": "rollout", "Value": "2026-11"}],
+            "ThingGroupNames": [{"Ref": "Fleet"}, "canary"],  # a CfnThingGroup gives its name
+            "JobIdPrefix": "ota-",
+            "DrainSeconds": "300",
+            "Force": "false",
+        },
+    )
+    assert cleanup.tags == {"fleet": "demo", "rollout": "2026-11"}
+    assert stack.resolve(cleanup.thing_group_names) == [{"Ref": "Fleet"}, "canary"]
+    assert cleanup.job_id_prefix == "ota-"
+    assert (cleanup.job_ids, cleanup.job_arns) == ([], [])
+    # Each option appears only when given.
+    plain = synth({"job_ids": ["ota-1"]})
+    plain.has_resource_properties(
+        RESOURCE,
+        {
+            "JobTags": Match.absent(),
+            "ThingGroupNames": Match.absent(),
+            "JobIdPrefix": Match.absent(),
+            "DrainSeconds": Match.absent(),
+        },
+    )
+
+
+def test_job_ids_with_filters_stay_in_the_properties_even_as_a_possibly_empty_list_token() -> None:
+    stack = cdk.Stack(cdk.App(), "Stack")
+    ids = cdk.CfnParameter(stack, "JobIds", type="CommaDelimitedList", default="").value_as_list
+
+    cleanup = IotJobCleanup(stack, "Cleanup", job_ids=ids, tags={"fleet": "demo"})
+
+    template = Template.from_stack(stack)
+    template.has_resource_properties(
+        RESOURCE, {"JobIds": {"Ref": "JobIds"}, "JobTags": [{"Key": "fleet", "Value": "demo"}]}
+    )
+    assert cleanup.job_ids == ids
+    assert len(cleanup.job_arns) == 1  # one list token of ARNs
+
+
+def test_tokens_in_filters_pass_unchecked() -> None:
+    stack = cdk.Stack(cdk.App(), "Stack")
+    value = cdk.CfnParameter(stack, "Fleet").value_as_string
+    prefix = cdk.CfnParameter(stack, "Prefix").value_as_string
+    group = cdk.CfnParameter(stack, "Group").value_as_string
+    unnamed = iot.CfnThingGroup(stack, "Unnamed")  # no literal name: its Ref is a token
+
+    IotJobCleanup(
+        stack, "Cleanup", tags={"fleet": value}, thing_groups=[group, unnamed], job_id_prefix=prefix
+    )
+
+    template = Template.from_stack(stack)
+    template.has_resource_properties(
+        RESOURCE,
+        {
+            "JobTags": [{"Key": "fleet", "Value": {"Ref": "Fleet"}}],
+            "ThingGroupNames": [{"Ref": "Group"}, {"Ref": "Unnamed"}],
+            "JobIdPrefix": {"Ref": "Prefix"},
+        },
+    )
+    (conditioned,) = [s for s in all_statements(template) if "Condition" in s]
+    assert conditioned["Resource"] == [ARN + "job/${Prefix}*"]
+    assert conditioned["Condition"] == {"StringEquals": {"aws:ResourceTag/fleet": {"Ref": "Fleet"}}}
+
+
+def test_a_tag_key_must_be_a_literal_as_it_becomes_an_iam_condition_key() -> None:
+    stack = cdk.Stack(cdk.App(), "Stack")
+    key = cdk.CfnParameter(stack, "Key").value_as_string
+
+    with pytest.raises(ValueError, match=r"a tag key must be a literal string.*aws:ResourceTag/<key>"):
+        IotJobCleanup(stack, "Cleanup", tags={key: "demo"})
+
+
+def test_drain_lets_the_handler_cancel_and_watch_named_jobs_and_only_those() -> None:
+    template = synth({"job_ids": ["ota-1"], "drain": cdk.Duration.minutes(5)}, {"job_ids": ["ota-2"]})
+
+    job_statements = [s for s in all_statements(template) if "iot:DeleteJob" in s["Action"]]
+    by_actions = {tuple(sorted(s["Action"])): s["Resource"] for s in job_statements}
+    assert by_actions == {
+        tuple(sorted(JOB_ACTIONS + DRAIN_ACTIONS)): [ARN + "job/ota-1"],
+        tuple(sorted(JOB_ACTIONS)): [ARN + "job/ota-2"],
+    }
+    assert not [s for s in all_statements(template) if "Condition" in s]
+    template.resource_count_is("AWS::IAM::ManagedPolicy", 1)  # both statements share the policy
+    template.has_resource_properties(RESOURCE, {"JobIds": ["ota-1"], "DrainSeconds": "300"})
+
+
+def test_drain_may_take_all_of_total_timeout_but_its_last_minute() -> None:
+    template = synth(
+        {"job_ids": ["a"], "drain": cdk.Duration.minutes(4), "total_timeout": cdk.Duration.minutes(5)},
+        {"job_ids": ["b"], "drain": cdk.Duration.seconds(0)},
+    )
+
+    template.has_resource_properties(RESOURCE, {"DrainSeconds": "240", "TotalTimeoutSeconds": "300"})
+    template.has_resource_properties(RESOURCE, {"DrainSeconds": "0", "TotalTimeoutSeconds": "3600"})
+
+
+TAGS = {"fleet": "demo", "rollout": "2026-11"}
+TAG_CONDITION = {"StringEquals": {"aws:ResourceTag/fleet": "demo", "aws:ResourceTag/rollout": "2026-11"}}
+
+
+@pytest.mark.parametrize(
+    ("selector", "pattern", "condition"),
+    [
+        ({"tags": TAGS}, "job/*", TAG_CONDITION),
+        ({"tags": TAGS, "job_id_prefix": "ota-"}, "job/ota-*", TAG_CONDITION),
+        ({"tags": TAGS, "thing_groups": ["demo-fleet"]}, "job/*", TAG_CONDITION),
+        ({"job_id_prefix": "ota-"}, "job/ota-*", None),
+        ({"job_id_prefix": "ota-", "thing_groups": ["demo-fleet"]}, "job/ota-*", None),
+        ({"thing_groups": ["demo-fleet"]}, "job/*", None),  # no condition key for a job's targets
+    ],
+    ids=lambda value: ",".join(value) if isinstance(value, dict) else None,
+)
+@pytest.mark.parametrize("drain", [None, cdk.Duration.minutes(5)], ids=["no-drain", "drain"])
+def test_each_selector_gets_only_the_jobs_it_may_select(
+    selector: dict[str, Any], pattern: str, condition: dict[str, Any] | None, drain: cdk.Duration | None
+) -> None:
+    stack = cdk.Stack(cdk.App(), "Stack")
+    cleanup = IotJobCleanup(stack, "Cleanup", **selector, drain=drain)
+    template = Template.from_stack(stack)
+    (policy_id,) = [
+        logical_id
+        for logical_id, policy in policies(template).items()
+        if policy["Properties"].get("Description", "").endswith("the jobs its filters select.")
+    ]
+    statements = all_statements(template, {policy_id})
+
+    expected_actions = JOB_ACTIONS + (DRAIN_ACTIONS if drain else [])
+    (jobs,) = [s for s in statements if "iot:DeleteJob" in s["Action"]]
+    assert sorted(jobs["Action"]) == sorted(expected_actions)
+    assert jobs["Resource"] == [ARN + pattern]
+    assert jobs.get("Condition") == condition
+    (reads,) = [s for s in statements if "iot:ListTagsForResource" in s["Action"]]
+    assert (reads["Action"], reads["Resource"], reads.get("Condition")) == (
+        ["iot:ListTagsForResource"],
+        [ARN + pattern],
+        None,
+    )
+    tagging = [s for s in statements if "tag:GetResources" in s["Action"]]
+    assert [(s["Action"], s["Resource"]) for s in tagging] == (
+        [(["tag:GetResources"], ["*"])] if "tags" in selector else []
+    )
+    assert len(statements) == 2 + len(tagging)
+    # The role's other policies give no job action beyond the exact ARNs of named jobs.
+    job_actions = set(JOB_ACTIONS + DRAIN_ACTIONS + ["iot:ListTagsForResource"])
+    elsewhere = [
+        s for s in all_statements(template) if s["Policy"] != policy_id and job_actions & set(s["Action"])
+    ]
+    assert not elsewhere
+    if "tags" in selector:
+        unconditioned = [
+            s
+            for s in all_statements(template)
+            if set(s["Action"]) & {"iot:DeleteJob", "iot:CancelJob"}
+            and any("*" in str(r) for r in s["Resource"])
+            and "Condition" not in s
+        ]
+        assert not unconditioned, "with tags, no job action may reach an untagged job"
+    # The custom resource keeps its permission until its Delete has run.
+    (resource,) = template.find_resources(RESOURCE).values()
+    assert policy_id in resource["DependsOn"]
+    assert stack.resolve(
+        stack.get_logical_id(cleanup.node.find_child("SelectionPolicy").node.default_child)
+    ) == (policy_id)
+
+
+def nag_acknowledgements(stack: cdk.Stack) -> dict[tuple[str, str], str]:
+    """(construct path, rule) -> reason, for every acknowledgement in the stack."""
+    return {
+        (construct.node.path, rule): reason
+        for construct in stack.node.find_all()
+        for entry in construct.node.metadata
+        if entry.type == "aws:cdk:acknowledged-rules"
+        for rule, reason in entry.data.items()
+    }
+
+
+def test_filtered_cleanups_pass_cdk_nag_with_every_wildcard_acknowledged_and_reasoned(tmp_path: Any) -> None:
+    app = cdk.App(outdir=str(tmp_path))
+    stack = cdk.Stack(app, "Stack")
+    prefix = cdk.CfnParameter(stack, "PrefixParameter").value_as_string
+    IotJobCleanup(stack, "Groups", thing_groups=["demo-fleet"])
+    IotJobCleanup(stack, "Tags", tags=TAGS, drain=cdk.Duration.minutes(2))
+    IotJobCleanup(stack, "Prefix", job_id_prefix="ota-")
+    IotJobCleanup(stack, "TokenPrefix", job_id_prefix=prefix, tags={"fleet": "demo"})
+    IotJobCleanup(stack, "Named", job_ids=["ota-1"], drain=cdk.Duration.minutes(2))
+    cdk.Validations.of(app).add_plugins(cdk_nag.AwsSolutionsChecks(app))
+
+    app.synth()  # raises ValidationFailed, with the findings, on any unacknowledged one
+
+    acknowledged = nag_acknowledgements(stack)
+    iam5 = (
+        "AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:"
+    )
+    groups_reason = acknowledged[("Stack/Groups/SelectionPolicy", iam5 + "job/*]")]
+    assert "IAM has no condition key for a job's targets" in groups_reason
+    assert "aws:ResourceTag" in acknowledged[("Stack/Tags/SelectionPolicy", iam5 + "job/*]")]
+    assert (
+        "tag:GetResources"
+        in acknowledged[("Stack/Tags/SelectionPolicy", "AwsSolutions::AwsSolutions-IAM5[Resource::*]")]
+    )
+    assert ("Stack/Prefix/SelectionPolicy", iam5 + "job/ota-*]") in acknowledged
+    assert ("Stack/TokenPrefix/SelectionPolicy", iam5 + "job/<PrefixParameter>*]") in acknowledged
+    # job/* is acknowledged only on the policies of the cleanups that have it.
+    assert {path for path, rule in acknowledged if rule == iam5 + "job/*]"} == {
+        "Stack/Groups/SelectionPolicy",
+        "Stack/Tags/SelectionPolicy",
+    }
+    short = {key: reason for key, reason in acknowledged.items() if len(reason.split()) < 8}
+    assert not short, f"every acknowledgement must say why: {short}"
+
+
+# --------------------------------------------------------------------------- grant_create_jobs
+
+
+def creator(stack: cdk.Stack) -> lambda_.Function:
+    return lambda_.Function(
+        stack,
+        "JobCreator",
+        runtime=lambda_.Runtime.PYTHON_3_14,
+        handler="index.handler",
+        code=lambda_.Code.from_inline("def handler(event, context): pass"),
+    )
+
+
+def creator_statements(template: Template) -> dict[str, dict[str, Any]]:
+    (policy_id,) = [
+        logical_id for logical_id in template.find_resources("AWS::IAM::Policy") if "JobCreator" in logical_id
+    ]
+    return {s["Action"][0]: s for s in all_statements(template, {policy_id})}
+
+
+def test_grant_create_jobs_lets_the_creator_make_only_jobs_the_cleanup_will_delete() -> None:
+    stack = cdk.Stack(cdk.App(), "Stack")
+    group = iot.CfnThingGroup(stack, "Fleet", thing_group_name="demo-fleet")
+    cleanup = IotJobCleanup(stack, "Cleanup", tags=TAGS, thing_groups=[group, "canary"], job_id_prefix="ota-")
+    function = creator(stack)
+
+    grant = cleanup.grant_create_jobs(function)
+
+    assert grant.success
+    template = Template.from_stack(stack)
+    statements = creator_statements(template)
+    assert set(statements) == {"iot:CreateJob", "iot:TagResource"}
+    conditions = {
+        "StringEquals": {"aws:RequestTag/fleet": "demo", "aws:RequestTag/rollout": "2026-11"},
+        "ForAnyValue:StringEquals": {"aws:TagKeys": ["fleet", "rollout"]},
+    }
+    for statement in statements.values():
+        assert statement["Condition"] == conditions
+    assert statements["iot:CreateJob"]["Resource"] == [
+        ARN + "job/ota-*",
+        ARN + "thinggroup/${Fleet}",
+        ARN + "thinggroup/canary",
+        ARN + "jobtemplate/*",
+    ]
+    assert statements["iot:TagResource"]["Resource"] == [ARN + "job/ota-*"]
+    # At teardown CloudFormation removes the job creator before the cleanup runs.
+    (resource_id,) = template.find_resources(RESOURCE)
+    functions = template.find_resources("AWS::Lambda::Function")
+    (function_id,) = [logical_id for logical_id in functions if "JobCreator" in logical_id]
+    assert resource_id in functions[function_id]["DependsOn"]
+
+
+def test_grant_create_jobs_without_groups_or_prefix_covers_any_job_id_and_target() -> None:
+    stack = cdk.Stack(cdk.App(), "Stack")
+    cleanup = IotJobCleanup(stack, "Cleanup", tags={"fleet": "demo"})
+    role = iam.Role(stack, "Creator", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+
+    cleanup.grant_create_jobs(role)
+
+    template = Template.from_stack(stack)
+    (policy_id,) = [
+        logical_id for logical_id in template.find_resources("AWS::IAM::Policy") if "Creator" in logical_id
+    ]
+    statements = {s["Action"][0]: s for s in all_statements(template, {policy_id})}
+    assert statements["iot:CreateJob"]["Resource"] == [
+        ARN + "job/*",
+        ARN + "thinggroup/*",
+        ARN + "thing/*",
+        ARN + "jobtemplate/*",
+    ]
+    assert statements["iot:TagResource"]["Resource"] == [ARN + "job/*"]
+    assert statements["iot:CreateJob"]["Condition"] == {
+        "StringEquals": {"aws:RequestTag/fleet": "demo"},
+        "ForAnyValue:StringEquals": {"aws:TagKeys": ["fleet"]},
+    }
+    (resource_id,) = template.find_resources(RESOURCE)
+    (role_id,) = [
+        logical_id for logical_id in template.find_resources("AWS::IAM::Role") if "Creator" in logical_id
+    ]
+    assert resource_id in template.find_resources("AWS::IAM::Role")[role_id]["DependsOn"]
+
+
+@pytest.mark.parametrize(
+    "selector",
+    [{"thing_groups": ["demo-fleet"]}, {"job_id_prefix": "ota-"}, {"job_ids": ["ota-1"]}],
+    ids=lambda selector: ",".join(selector),
+)
+def test_grant_create_jobs_needs_tags(selector: dict[str, Any]) -> None:
+    stack = cdk.Stack(cdk.App(), "Stack")
+    cleanup = IotJobCleanup(stack, "Cleanup", **selector)
+
+    with pytest.raises(
+        ValueError,
+        match=r"a cleanup without tags: .*only safe when every job created carries"
+        r" the tags this cleanup selects.*Pass tags=\{\.\.\.\}",
+    ):
+        cleanup.grant_create_jobs(creator(stack))

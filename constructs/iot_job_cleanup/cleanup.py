@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import inspect
+import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from aws_cdk import (
     Acknowledgment,
@@ -21,6 +21,7 @@ from aws_cdk import (
     Validations,
 )
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_iot as iot
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
@@ -28,12 +29,19 @@ from aws_cdk import custom_resources as cr
 
 from constructs import Construct
 
+from .engine import HANDLER_MODULE, handler_directory
+
 __all__ = ["HANDLER_MODULE", "IotJobCleanup", "handler_directory"]
 
-HANDLER_MODULE = "iot_job_cleanup_handler"
 RESOURCE_TYPE = "Custom::IotJobCleanup"
 JOB_ID_PATTERN = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 NAMESPACE_ID_PATTERN = re.compile(r"[a-zA-Z0-9_-]+")
+# IoT's rules, as the handler's contract checks them again at deploy time.
+TAG_KEY_PATTERN = re.compile(r"[\w .:/=+\-@]{1,128}")
+TAG_VALUE_PATTERN = re.compile(r"[\w .:/=+\-@]{0,256}")
+MAX_TAGS = 50
+THING_GROUP_NAME_PATTERN = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
+DELETION_RESERVE = Duration.seconds(60)  # the part of total_timeout that drain may not use
 MAX_TOTAL_TIMEOUT = Duration.hours(1)  # the Provider's maximum and CloudFormation's limit
 MIN_TOTAL_TIMEOUT = Duration.minutes(1)
 DEFAULT_QUERY_INTERVAL = Duration.seconds(2)  # how often the handler checks IoT while it waits
@@ -52,19 +60,9 @@ LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 MANAGED_POLICY_BUDGET = 6144 - 200  # the rest: Version, Effect, Action
 ARN_SCAFFOLD_SIZE = 51 + 3
 TOKEN_JOB_ID_SIZE = 64
-
-
-def handler_directory() -> Path:
-    """The handler asset, the folder holding the handler package: lambda/ in this
-    repository, iot_job_cleanup/handler/ in the wheel."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "handler", here.parent.parent / "lambda"):
-        if (candidate / HANDLER_MODULE / "__init__.py").is_file():
-            return candidate
-    raise FileNotFoundError(
-        f"The handler package {HANDLER_MODULE} is neither in {here / 'handler'} nor in the "
-        "repository's lambda/: reinstall iot-job-cleanup."
-    )
+TOKEN_TAG_VALUE_SIZE = 256
+JOB_ACTIONS = ("iot:DeleteJob", "iot:DescribeJob")
+DRAIN_ACTIONS = ("iot:CancelJob", "iot:ListJobExecutionsForJob")
 
 
 class _InitSignature:
@@ -81,13 +79,19 @@ class _InitSignature:
 
 
 class IotJobCleanup(Construct):
-    """Deletes the named AWS IoT jobs when the stack is torn down, and waits until they are gone.
+    """Deletes AWS IoT jobs when the stack is torn down, and waits until they are gone.
 
+    The jobs are the ones named in ``job_ids`` plus, for jobs created at runtime, every job
+    that matches all the filters given (``tags``, ``thing_groups``, ``job_id_prefix``).
     Create and Update touch no job. A Delete deletes the jobs only when the stack itself is
     being deleted (or a failed stack creation is rolled back): a cleanup that an update
     renames, moves or removes leaves its jobs alone. The deletion completes only when every
     job is gone, riding out IoT's limit of 10 deletions in progress per account and region.
     A job dropped from ``job_ids`` by an update is no longer deleted.
+
+    The handler may touch only the jobs the cleanup selects: named jobs by their exact ARN,
+    tagged jobs through an ``aws:ResourceTag`` condition, prefixed jobs by ``job/<prefix>*``.
+    Thing groups alone have no IAM condition key: they get ``job/*``.
 
     Every IotJobCleanup of a stack shares one provider, whatever its options, so changing
     an option never changes a deployed resource's ServiceToken.
@@ -100,8 +104,12 @@ class IotJobCleanup(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        job_ids: Sequence[str],
+        job_ids: Sequence[str] | None = None,
+        tags: Mapping[str, str] | None = None,
+        thing_groups: Sequence[iot.CfnThingGroup | str] | None = None,
+        job_id_prefix: str | None = None,
         force: bool = False,
+        drain: Duration | None = None,
         namespace_id: str | None = None,
         query_interval: Duration | None = None,
         total_timeout: Duration | None = None,
@@ -109,14 +117,34 @@ class IotJobCleanup(Construct):
     ) -> None:
         """Add a cleanup of IoT jobs to ``scope``'s stack.
 
+        The jobs cleaned are those of ``job_ids`` plus those matching every filter given
+        (``tags`` AND ``thing_groups`` AND ``job_id_prefix``); at least one of the four is
+        required.
+
         :param scope: the construct to add it to.
         :param construct_id: its id in ``scope``.
         :param job_ids: the jobs this resource owns and deletes at stack teardown: literal
             ids, string tokens, and list tokens (a CommaDelimitedList parameter's
             ``value_as_list``, an SSM ``StringListParameter``'s ``string_list_value``,
             ``Fn.split``), alone or mixed, e.g. ``["ota-1", *param.value_as_list]``.
+            Optional when a filter is given.
+        :param tags: a filter for jobs created at runtime: the jobs carrying every one of
+            these tags (at most 50; keys must be literals, values may be tokens). The
+            handler may delete only jobs that carry them (an IAM ``aws:ResourceTag``
+            condition), and ``grant_create_jobs`` needs them.
+        :param thing_groups: a filter: the jobs targeting any of these thing groups, each a
+            ``CfnThingGroup`` or a group name. Without ``tags`` or ``job_id_prefix`` the
+            handler may delete any job of the account and region (IAM has no condition key
+            for a job's targets).
+        :param job_id_prefix: a filter: the jobs whose id starts with this (1 to 64
+            characters of ``[a-zA-Z0-9_-]``); the handler's permissions are limited to
+            ``job/<prefix>*``.
         :param force: also delete jobs that are not COMPLETED or CANCELED (IN_PROGRESS,
             SCHEDULED); devices with an execution in progress may be left mid-update.
+        :param drain: cancel running jobs first, then wait up to this long for their
+            devices to finish before deleting them (with ``force``, deleted after that time
+            anyway; without, the cleanup fails naming the busy devices). The drain time
+            counts inside ``total_timeout`` and must leave its last 60 s for the deletions.
         :param namespace_id: the customer-managed job namespace the jobs were created in.
         :param query_interval: how often the handler checks IoT while deletions are under
             way (1 s to 5 min; default 2 s).
@@ -129,22 +157,52 @@ class IotJobCleanup(Construct):
         super().__init__(scope, construct_id)
         query_interval = query_interval or DEFAULT_QUERY_INTERVAL
         total_timeout = total_timeout or MAX_TOTAL_TIMEOUT
-        sources = _JobIdSources.parse(job_ids)
+        sources = _JobIdSources.parse(job_ids) if job_ids is not None else None
+        selection = _Selection.parse(tags, thing_groups, job_id_prefix)
+        if sources is not None and not sources.order and not selection.filtered:
+            raise ValueError(
+                "job_ids is empty: name at least one job, select jobs with tags, thing_groups or "
+                "job_id_prefix, or leave IotJobCleanup out."
+            )
+        if sources is None and not selection.filtered:
+            raise ValueError(
+                "IotJobCleanup got none of job_ids, tags, thing_groups and job_id_prefix: it needs "
+                "at least one to know which jobs to delete. Name the jobs with job_ids=[...], or "
+                "select jobs created at runtime with tags={...}, thing_groups=[...] or "
+                "job_id_prefix='...'."
+            )
         _check_namespace_id(namespace_id)
         _check_timing(query_interval, total_timeout)
+        _check_drain(drain, total_timeout)
         _check_removal_policy(removal_policy)
+        actions = JOB_ACTIONS + DRAIN_ACTIONS if drain is not None else JOB_ACTIONS
+        if selection.filtered:
+            _check_selection_policy_size(selection, actions)
 
         stack = Stack.of(self)
         provider = _CleanupProvider.of(stack)
-        self.job_ids: list[str] = list(job_ids)
-        self.job_arns: list[str] = sources.arns(stack)
-        provider.grant_delete(sources, stack)
-        properties: dict[str, object] = {
-            "JobIds": sources.property_value(),
-            "Force": "true" if force else "false",
-            "QueryIntervalSeconds": _seconds_text(query_interval),
-            "TotalTimeoutSeconds": _seconds_text(total_timeout),
-        }
+        self.job_ids: list[str] = list(job_ids) if job_ids is not None else []
+        self.job_arns: list[str] = sources.arns(stack) if sources is not None else []
+        self.tags: dict[str, str] = dict(selection.tags)
+        self.thing_group_names: list[str] = list(selection.thing_group_names)
+        self.job_id_prefix: str | None = selection.prefix
+        if sources is not None:
+            provider.grant_delete(sources, stack, actions)
+
+        properties: dict[str, object] = {}
+        if sources is not None:
+            properties["JobIds"] = sources.property_value()
+        if selection.tags:
+            properties["JobTags"] = [{"Key": key, "Value": value} for key, value in selection.tags]
+        if selection.thing_group_names:
+            properties["ThingGroupNames"] = list(selection.thing_group_names)
+        if selection.prefix is not None:
+            properties["JobIdPrefix"] = selection.prefix
+        properties["Force"] = "true" if force else "false"
+        if drain is not None:
+            properties["DrainSeconds"] = _seconds_text(drain)
+        properties["QueryIntervalSeconds"] = _seconds_text(query_interval)
+        properties["TotalTimeoutSeconds"] = _seconds_text(total_timeout)
         if namespace_id:
             properties["NamespaceId"] = namespace_id
         self.resource = CustomResource(
@@ -159,6 +217,66 @@ class IotJobCleanup(Construct):
         # On destroy, CloudFormation must not remove the permission before the Delete ran:
         # the role's construct holds its default policy and the job policies.
         self.resource.node.add_dependency(provider.role)
+        if selection.filtered:
+            policy = _SelectionPolicy(self, "SelectionPolicy", selection, actions, provider.role)
+            self.resource.node.add_dependency(policy)
+
+    def grant_create_jobs(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` create jobs that this cleanup will delete, and only those.
+
+        Grants ``iot:CreateJob`` and ``iot:TagResource`` (tagging on create) on the jobs the
+        cleanup covers (``job/<job_id_prefix>*``, else ``job/*``), on condition that the
+        request carries every one of the cleanup's ``tags``; CreateJob also on its targets
+        (the cleanup's thing groups when ``thing_groups`` is given, else any thing group
+        and thing) and on job templates. A grantee that is a construct (a Function, a Role)
+        then depends on this cleanup's resource: at teardown CloudFormation removes the job
+        creator before the cleanup runs, so no job is created behind it. (If the cleanup
+        itself refers to the grantee, e.g. ``job_ids`` from its attributes, that is a
+        dependency cycle, which CDK reports at synth time.)
+
+        Note that ``iot:TagResource`` cannot be limited to creation: the grantee may also
+        put the cleanup's tags on an existing job the ARN pattern covers, which makes that
+        job the cleanup's. A ``job_id_prefix`` narrows that to the prefixed jobs.
+
+        :param grantee: the principal that creates the jobs, e.g. a Lambda function.
+        :returns: the grant, over both statements.
+        :raises ValueError: the cleanup has no ``tags``: the grant is only safe when every
+            job created carries the tags that make it this cleanup's.
+        """
+        if not self.tags:
+            raise ValueError(
+                f"grant_create_jobs on {self.node.path}, a cleanup without tags: what it grants "
+                "(CreateJob on any job id and target) is only safe when every job created carries "
+                "the tags this cleanup selects, so that the cleanup deletes it at teardown. Pass "
+                "tags={...} to IotJobCleanup (and tag the jobs you create with them)."
+            )
+        stack = Stack.of(self)
+        jobs = [_job_pattern_arn(stack, self.job_id_prefix)]
+        if self.thing_group_names:
+            targets = [_thing_group_arn(stack, name) for name in self.thing_group_names]
+        else:
+            targets = [
+                _thing_group_arn(stack, "*"),
+                stack.format_arn(service="iot", resource="thing", resource_name="*"),
+            ]
+        templates = [stack.format_arn(service="iot", resource="jobtemplate", resource_name="*")]
+        conditions = {
+            "StringEquals": {f"aws:RequestTag/{key}": value for key, value in self.tags.items()},
+            "ForAnyValue:StringEquals": {"aws:TagKeys": list(self.tags)},
+        }
+        grant = iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["iot:CreateJob"],
+            resource_arns=[*jobs, *targets, *templates],
+            conditions=conditions,
+        ).combine(
+            iam.Grant.add_to_principal(
+                grantee=grantee, actions=["iot:TagResource"], resource_arns=jobs, conditions=conditions
+            )
+        )
+        if isinstance(grantee, Construct):
+            grantee.node.add_dependency(self.resource)
+        return grant
 
 
 # --------------------------------------------------------------------------- synth-time checks
@@ -206,8 +324,6 @@ class _JobIdSources:
                 )
             sources.scalars.append(job_id)
             sources.order.append(("scalar", job_id))
-        if not sources.order:
-            raise ValueError("job_ids is empty: name at least one job, or leave IotJobCleanup out.")
         literals = [job_id for job_id in sources.scalars if not Token.is_unresolved(job_id)]
         duplicates = sorted({job_id for job_id in literals if literals.count(job_id) > 1})
         if duplicates:
@@ -255,6 +371,170 @@ def job_arns_of_list(stack: Stack, list_token: str) -> str:
 
     prefix = f"arn:{known(stack.partition)}:iot:{known(stack.region)}:{known(stack.account)}:job/"
     return Fn.split(",", Fn.join("", [prefix, Fn.join("," + prefix, [list_token])]))[0]
+
+
+def _job_pattern_arn(stack: Stack, prefix: str | None) -> str:
+    """``job/<prefix>*``, or ``job/*`` without a prefix: the jobs a filter may reach."""
+    return job_arn(stack, f"{prefix}*" if prefix is not None else "*")
+
+
+def _thing_group_arn(stack: Stack, name: str) -> str:
+    return stack.format_arn(service="iot", resource="thinggroup", resource_name=name)
+
+
+@dataclass
+class _Selection:
+    """The filters for jobs created at runtime, checked with IoT's rules."""
+
+    tags: list[tuple[str, str]] = field(default_factory=list)  # sorted by key
+    thing_group_names: list[str] = field(default_factory=list)  # names, or tokens of them
+    prefix: str | None = None
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.tags or self.thing_group_names or self.prefix is not None)
+
+    @classmethod
+    def parse(
+        cls,
+        tags: Mapping[str, str] | None,
+        thing_groups: Sequence[iot.CfnThingGroup | str] | None,
+        prefix: str | None,
+    ) -> _Selection:
+        return cls(
+            tags=_parse_tags(tags) if tags is not None else [],
+            thing_group_names=_parse_thing_groups(thing_groups) if thing_groups is not None else [],
+            prefix=_parse_prefix(prefix),
+        )
+
+
+def _parse_tags(tags: Mapping[str, str]) -> list[tuple[str, str]]:
+    if not isinstance(tags, Mapping):
+        raise ValueError(
+            f"tags is {tags!r}: it must be a mapping of tag keys to values, e.g. "
+            "tags={'fleet': 'demo'}. Write it as a dict."
+        )
+    if not tags:
+        raise ValueError(
+            "tags is empty: it selects the jobs carrying every one of its tags, so it needs one "
+            "at least. Give a tag, e.g. tags={'fleet': 'demo'}, or leave tags out."
+        )
+    if len(tags) > MAX_TAGS:
+        raise ValueError(
+            f"tags has {len(tags)} tags: an IoT job carries at most {MAX_TAGS}, so no job could "
+            f"match. Select with {MAX_TAGS} tags or fewer."
+        )
+    for key, value in tags.items():
+        if not isinstance(key, str) or Token.is_unresolved(key):
+            raise ValueError(
+                f"tags has the key {key!r}: a tag key must be a literal string, since it becomes the "
+                "IAM condition key aws:ResourceTag/<key>, which CloudFormation cannot compute. "
+                "Write the key itself; the value may be a token."
+            )
+        if not TAG_KEY_PATTERN.fullmatch(key):
+            raise ValueError(
+                f"tags has the key {key!r} ({len(key)} characters): a tag key is 1 to 128 letters, "
+                "digits, spaces or _.:/=+-@. Fix or remove that key."
+            )
+        if key.lower().startswith("aws:"):
+            raise ValueError(
+                f"tags has the key {key!r}: keys starting with 'aws:' are reserved for AWS and "
+                "cannot be set on a job. Use another key."
+            )
+        if not isinstance(value, str):
+            raise ValueError(
+                f"tags gives {key!r} the value {value!r} ({type(value).__name__}): a tag value is "
+                "a string (or a string token). Write it as a string."
+            )
+        if not Token.is_unresolved(value) and not TAG_VALUE_PATTERN.fullmatch(value):
+            raise ValueError(
+                f"tags gives {key!r} the value {value!r} ({len(value)} characters): a tag value "
+                "is 0 to 256 letters, digits, spaces or _.:/=+-@. Fix that value."
+            )
+    return sorted(tags.items())
+
+
+def _parse_thing_groups(thing_groups: Sequence[iot.CfnThingGroup | str]) -> list[str]:
+    if isinstance(thing_groups, (str, iot.CfnThingGroup)) or not isinstance(thing_groups, Sequence):
+        raise ValueError(
+            f"thing_groups is {thing_groups!r}: it must be a list of thing groups. Write "
+            f"thing_groups=[{thing_groups!r}]."
+        )
+    if not thing_groups:
+        raise ValueError(
+            "thing_groups is empty: it selects the jobs targeting any of its groups, so it needs "
+            "one at least. Name a group, or leave thing_groups out."
+        )
+    names: list[str] = []
+    for group in thing_groups:
+        if isinstance(group, iot.CfnThingGroup):
+            literal = group.thing_group_name
+            if literal is not None and not Token.is_unresolved(literal):
+                _check_thing_group_name(literal)
+            names.append(group.ref)  # the group's name; the cleanup then depends on the group
+            continue
+        if not isinstance(group, str):
+            raise ValueError(
+                f"thing_groups contains {group!r} ({type(group).__name__}): every entry must be "
+                "an aws_iot.CfnThingGroup or a thing group name. Pass the group or its name."
+            )
+        if Tokenization.reverse_list([group]) is not None:
+            raise ValueError(
+                "thing_groups contains a list token (a list parameter's value_as_list, Fn.split): "
+                "each entry must be one group. Pass each group's name (a string token is fine)."
+            )
+        if not Token.is_unresolved(group):
+            _check_thing_group_name(group)
+        names.append(group)
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(
+            f"thing_groups names {', '.join(map(repr, duplicates))} more than once: each group may "
+            "be listed once. Remove the duplicates."
+        )
+    return names
+
+
+def _check_thing_group_name(name: str) -> None:
+    if not THING_GROUP_NAME_PATTERN.fullmatch(name):
+        raise ValueError(
+            f"thing_groups contains {name!r} ({len(name)} characters): a thing group name is 1 to "
+            "128 characters of letters, digits, ':', '_' and '-'. Fix that name."
+        )
+
+
+def _parse_prefix(prefix: str | None) -> str | None:
+    if prefix is None:
+        return None
+    if not isinstance(prefix, str):
+        raise ValueError(
+            f"job_id_prefix is {prefix!r} ({type(prefix).__name__}): it must be a string. "
+            "Write it as a string, e.g. job_id_prefix='ota-'."
+        )
+    if not Token.is_unresolved(prefix) and not JOB_ID_PATTERN.fullmatch(prefix):
+        raise ValueError(
+            f"job_id_prefix is {prefix!r} ({len(prefix)} characters): a prefix is 1 to 64 "
+            "characters of letters, digits, '_' and '-', as a job id is. Fix it, or leave it out."
+        )
+    return prefix
+
+
+def _check_drain(drain: Duration | None, total_timeout: Duration) -> None:
+    if drain is None:
+        return
+    seconds, total = _seconds(drain), _seconds(total_timeout)
+    limit = total - _seconds(DELETION_RESERVE)
+    if not 0 <= seconds <= limit:
+        raise ValueError(
+            f"drain is {seconds:g} s: drain time counts inside total_timeout ({total:g} s), whose "
+            f"last 60 s are left for the deletions, so drain may be at most {limit:g} s. Shorten "
+            f"drain to Duration.seconds({limit:g}) or less"
+            + (
+                f", or raise total_timeout to Duration.seconds({seconds + 60:g}) (at most 1 hour)."
+                if seconds + 60 <= MAX_TOTAL_TIMEOUT.to_seconds()
+                else " (total_timeout is at most 1 hour)."
+            )
+        )
 
 
 def _check_namespace_id(namespace_id: str | None) -> None:
@@ -398,43 +678,58 @@ class _CleanupProvider(Construct):
             ),
         )
         self.service_token = self.provider.service_token
-        self._job_statement: iam.PolicyStatement | None = None
+        self._job_policy: iam.ManagedPolicy | None = None
+        self._job_statements: dict[tuple[str, ...], iam.PolicyStatement] = {}  # of the policy being filled
         self._job_policies = 0
         self._job_policy_size = 0
         self._acknowledge_framework_findings(on_event, is_complete)
 
-    def grant_delete(self, sources: _JobIdSources, stack: Stack) -> None:
-        """iot:DeleteJob and iot:DescribeJob on exactly these jobs' ARNs.
+    def grant_delete(
+        self, sources: _JobIdSources, stack: Stack, actions: Sequence[str] = JOB_ACTIONS
+    ) -> None:
+        """``actions`` (iot:DeleteJob and iot:DescribeJob, with drain also iot:CancelJob and
+        iot:ListJobExecutionsForJob) on exactly these jobs' ARNs.
 
         They go into managed policies of the handler role, each filled up to IAM's size
         limit: CDK's own overflow splitting cannot split one statement's resources and
         counts every token ARN as 150 characters, which for hundreds of jobs needs more
-        managed policies than a role may hold. A list token's size is known only at deploy
-        time: it gets a managed policy of its own.
+        managed policies than a role may hold. A policy holds one statement per set of
+        actions. A list token's size is known only at deploy time: it gets a managed policy
+        of its own.
         """
+        actions = tuple(actions)
         for job_id in sources.scalars:
             size = ARN_SCAFFOLD_SIZE + (TOKEN_JOB_ID_SIZE if Token.is_unresolved(job_id) else len(job_id))
-            if self._job_statement is None or self._job_policy_size + size > MANAGED_POLICY_BUDGET:
-                self._job_statement = self._new_job_policy()
-            self._job_statement.add_resources(job_arn(stack, job_id))
-            self._job_policy_size += size
+            statement = self._job_statements.get(actions)
+            # The budget's reserve covers a policy's first statement; another set of actions
+            # in the same policy costs its own Action list and braces.
+            cost = size + (_statement_overhead(actions) if statement is None and self._job_statements else 0)
+            if self._job_policy is None or self._job_policy_size + cost > MANAGED_POLICY_BUDGET:
+                self._new_job_policy()
+                statement, cost = None, size
+            if statement is None:
+                statement = iam.PolicyStatement(actions=list(actions))
+                self._job_policy.add_statements(statement)
+                self._job_statements[actions] = statement
+            statement.add_resources(job_arn(stack, job_id))
+            self._job_policy_size += cost
         for list_token in sources.lists:
-            statement = self._new_job_policy()
-            statement.add_resources(job_arns_of_list(stack, list_token))
-            self._job_statement = None  # full, as far as anyone can tell at synth time
+            self._new_job_policy()
+            self._job_policy.add_statements(
+                iam.PolicyStatement(actions=list(actions), resources=[job_arns_of_list(stack, list_token)])
+            )
+            self._job_policy = None  # full, as far as anyone can tell at synth time
 
-    def _new_job_policy(self) -> iam.PolicyStatement:
+    def _new_job_policy(self) -> None:
         self._job_policies += 1
-        statement = iam.PolicyStatement(actions=["iot:DeleteJob", "iot:DescribeJob"])
-        iam.ManagedPolicy(
+        self._job_policy = iam.ManagedPolicy(
             self.role,
             f"JobPolicy{self._job_policies}",
             description="Lets IotJobCleanup delete exactly the jobs its resources name.",
-            statements=[statement],
             roles=[self.role],
         )
+        self._job_statements = {}
         self._job_policy_size = 0
-        return statement
 
     def _acknowledge_framework_findings(
         self, on_event: lambda_.Function, is_complete: lambda_.Function
@@ -475,4 +770,155 @@ class _CleanupProvider(Construct):
                 reason="The Provider's waiter state machine offers no X-Ray option; it only retries "
                 "is_complete, and its events and the handlers' JSON logs go to CloudWatch Logs.",
             ),
+        )
+
+
+# --------------------------------------------------------------------------- a filtered cleanup's IAM
+
+
+def _statement_overhead(actions: Sequence[str]) -> int:
+    """A statement's size without its resources, as IAM counts it, and the comma before it."""
+    return (
+        len(json.dumps({"Action": list(actions), "Effect": "Allow", "Resource": []}, separators=(",", ":")))
+        + 1
+    )
+
+
+class _SelectionPolicy(iam.ManagedPolicy):
+    """A filtered cleanup's own permissions on the handler role: the jobs its filters reach.
+
+    With tags the job actions are conditioned on ``aws:ResourceTag`` for every tag, so even
+    a bug in the handler cannot delete a job without them; with a prefix they are limited
+    to ``job/<prefix>*``; thing groups alone have no condition key and get ``job/*``. The
+    discovery reads: ``iot:ListTagsForResource`` on the same jobs, and with tags
+    ``tag:GetResources`` (no resource-level permissions: ``*``).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        selection: _Selection,
+        actions: Sequence[str],
+        role: iam.IRole,
+    ) -> None:
+        stack = Stack.of(scope)
+        pattern = _job_pattern_arn(stack, selection.prefix)
+        conditions = (
+            {"StringEquals": {f"aws:ResourceTag/{key}": value for key, value in selection.tags}}
+            if selection.tags
+            else None
+        )
+        statements = [
+            iam.PolicyStatement(actions=list(actions), resources=[pattern], conditions=conditions),
+            iam.PolicyStatement(actions=["iot:ListTagsForResource"], resources=[pattern]),
+        ]
+        if selection.tags:
+            statements.append(iam.PolicyStatement(actions=["tag:GetResources"], resources=["*"]))
+        super().__init__(
+            scope,
+            construct_id,
+            description="Lets IotJobCleanup delete only the jobs its filters select.",
+            statements=statements,
+            roles=[role],
+        )
+        self._acknowledge_findings(stack, selection, actions, pattern)
+
+    def _acknowledge_findings(
+        self, stack: Stack, selection: _Selection, actions: Sequence[str], pattern: str
+    ) -> None:
+        """cdk-nag's AwsSolutions-IAM5 (wildcard resources), with the reason for each."""
+        cleanup = self.node.scope.node.path
+        what = ", ".join(action.removeprefix("iot:") for action in actions)
+        prefix = (
+            None
+            if selection.prefix is None
+            else "a prefix given at deploy time"
+            if Token.is_unresolved(selection.prefix)
+            else repr(selection.prefix)
+        )
+        if selection.tags:
+            keys = ", ".join(key for key, _ in selection.tags)
+            reason = (
+                f"IotJobCleanup {cleanup} selects jobs created at runtime by their tags ({keys}): "
+                f"{what} on {'job ids starting with ' + prefix if prefix else 'job/*'} are conditioned "
+                "on aws:ResourceTag for every one of those tags, so only jobs carrying them can be "
+                "touched; ListTagsForResource is read-only and finds them."
+            )
+        elif prefix is not None:
+            reason = (
+                f"IotJobCleanup {cleanup} selects the jobs whose id starts with {prefix}: {what} and the "
+                "read-only ListTagsForResource are limited to those job ids, the jobs it owns."
+            )
+        else:
+            reason = (
+                f"IotJobCleanup {cleanup} selects jobs by the thing groups they target, and IAM has no "
+                f"condition key for a job's targets, so {what} and ListTagsForResource are on job/*: "
+                "the handler deletes only the jobs it finds targeting those groups, only at stack "
+                "teardown. Add tags or job_id_prefix to narrow the permission."
+            )
+        acknowledgments = [Acknowledgment(id=_nag_wildcard_resource_id(stack, pattern), reason=reason)]
+        if selection.tags:
+            acknowledgments.append(
+                Acknowledgment(
+                    id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+                    reason=f"tag:GetResources has no resource-level permissions; it is read-only and "
+                    f"lets IotJobCleanup {cleanup} find the jobs carrying its tags.",
+                )
+            )
+        Validations.of(self).acknowledge(*acknowledgments)
+
+
+def _nag_wildcard_resource_id(stack: Stack, arn: str) -> str:
+    """cdk-nag's id of an AwsSolutions-IAM5 finding on ``arn``: intrinsics as ``<Ref>``."""
+
+    def render(value: object) -> str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, Mapping):
+            if "Ref" in value:
+                return f"<{value['Ref']}>"
+            if "Fn::GetAtt" in value:
+                return f"<{'.'.join(value['Fn::GetAtt'])}>"
+            if "Fn::Join" in value:
+                delimiter, parts = value["Fn::Join"]
+                return delimiter.join(render(part) for part in parts)
+        return json.dumps(value, separators=(",", ":"))
+
+    return f"AwsSolutions::AwsSolutions-IAM5[Resource::{render(stack.resolve(arn))}]"
+
+
+def _check_selection_policy_size(selection: _Selection, actions: Sequence[str]) -> None:
+    """The policy, resolved for the longest partition, region and account (tokens at their
+    longest), must fit IAM's 6,144 characters for a managed policy."""
+    prefix = (
+        "x" * TOKEN_JOB_ID_SIZE
+        if selection.prefix and Token.is_unresolved(selection.prefix)
+        else selection.prefix
+    )
+    pattern = f"arn:aws-us-gov:iot:{'x' * 14}:{'1' * 12}:job/{prefix or ''}*"
+    tags = {
+        f"aws:ResourceTag/{key}": "x" * TOKEN_TAG_VALUE_SIZE if Token.is_unresolved(value) else value
+        for key, value in selection.tags
+    }
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Action": list(actions),
+                "Condition": {"StringEquals": tags},
+                "Effect": "Allow",
+                "Resource": pattern,
+            },
+            {"Action": "iot:ListTagsForResource", "Effect": "Allow", "Resource": pattern},
+            {"Action": "tag:GetResources", "Effect": "Allow", "Resource": "*"},
+        ],
+    }
+    size = len(json.dumps(document, separators=(",", ":"), ensure_ascii=False))
+    if size > 6144:
+        raise ValueError(
+            f"tags {', '.join(key for key, _ in selection.tags)}: the IAM policy that limits the "
+            f"handler to jobs carrying them would be {size} characters, more than the 6,144 of an IAM "
+            "managed policy. Select with fewer or shorter tags (a value given as a token counts as "
+            f"{TOKEN_TAG_VALUE_SIZE} characters)."
         )
