@@ -13,10 +13,11 @@ import itertools
 import random
 import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 import botocore.session
 from botocore.exceptions import ClientError
@@ -27,14 +28,21 @@ from botocore.retries.standard import (
     StandardRetryConditions,
 )
 
-from iot_job_cleanup.emulator import DeletionLifecycle, LifecycleClient, StackStatusClient
+from iot_job_cleanup.emulator import (
+    DeletionLifecycle,
+    LifecycleClient,
+    StackStatusClient,
+    TaggingClient,
+)
 from iot_job_cleanup.provider import replay_delete
 
 __all__ = [
+    "Call",
     "CallLog",
     "CountingClient",
     "ResourceRun",
     "SimTime",
+    "counting_tagging",
     "peak_per_second",
     "run_handler",
     "run_one_shot",
@@ -109,30 +117,60 @@ class SimTime:
         return results
 
 
+class Call(NamedTuple):
+    """One API call: when it reached the service, what it was, what it answered."""
+
+    at: float
+    operation: str  # the client method: describe_job, list_jobs, get_resources, ...
+    code: str  # the error code answered, "" for success
+    detail: str = ""  # describe_job and friends: the job id; list_jobs: which listing
+
+
+# ListJobs serves two purposes: the status poll that tells which deletions are under way,
+# and discovery's listings (all jobs, a thing group's, the SCHEDULED ones).
+STATUS_POLL = "status=DELETION_IN_PROGRESS"
+
+
+def listing_of(params: Mapping[str, Any]) -> str:
+    """Which listing a ListJobs call walks, from its filters."""
+    if "thingGroupName" in params:
+        return f"thingGroupName={params['thingGroupName']}"
+    if "status" in params:
+        return f"status={params['status']}"
+    return "all jobs"
+
+
 @dataclass
 class CallLog:
-    """Every IoT call made, with its simulated time: for rates and per-job counts."""
+    """Every API call made, with its simulated time: for rates and per-job counts."""
 
-    calls: list[tuple[float, str, str]] = field(default_factory=list)  # (when, operation, error code)
+    calls: list[Call] = field(default_factory=list)
 
     def count(self) -> int:
         return len(self.calls)
 
     def by_operation(self) -> Counter[str]:
-        return Counter(operation for _, operation, _ in self.calls)
+        return Counter(call.operation for call in self.calls)
 
     def deletions_started(self) -> list[float]:
-        return [at for at, operation, code in self.calls if operation == "delete_job" and not code]
+        return [call.at for call in self.calls if call.operation == "delete_job" and not call.code]
+
+    def answered(self, code: str) -> int:
+        return sum(1 for call in self.calls if call.code == code)
 
 
 def peak_per_second(logs: Sequence[CallLog]) -> int:
-    return max(Counter(int(at) for log in logs for at, _, _ in log.calls).values(), default=0)
+    return max(Counter(int(call.at) for log in logs for call in log.calls).values(), default=0)
 
 
 class CountingClient:
-    """The in-process IoT client, with a simulated round-trip time and a call log."""
+    """An in-process client with a simulated round-trip time and a call log.
 
-    def __init__(self, client: LifecycleClient, sim: SimTime, log: CallLog, latency: float) -> None:
+    Wraps the IoT ``LifecycleClient`` (or the tagging API's ``TaggingClient``): every
+    method the wrapped client has is offered, logged and timed alike.
+    """
+
+    def __init__(self, client: Any, sim: SimTime, log: CallLog, latency: float) -> None:
         self._client = client
         self._sim = sim
         self._log = log
@@ -147,17 +185,21 @@ class CountingClient:
             code = _code(exc)
             raise
         finally:
-            self._log.calls.append((at, operation, code))
+            detail = listing_of(params) if operation == "list_jobs" else str(params.get("jobId", ""))
+            self._log.calls.append(Call(at, operation, code, detail))
             self._sim.sleep(self._latency / 2)
 
-    def describe_job(self, **params: Any) -> Any:
-        return self._call("describe_job", **params)
+    def __getattr__(self, operation: str) -> Callable[..., Any]:
+        if operation.startswith("_") or not callable(getattr(self._client, operation, None)):
+            raise AttributeError(operation)
+        return partial(self._call, operation)
 
-    def delete_job(self, **params: Any) -> Any:
-        return self._call("delete_job", **params)
 
-    def list_jobs(self, **params: Any) -> Any:
-        return self._call("list_jobs", **params)
+def counting_tagging(
+    lifecycle: DeletionLifecycle, sim: SimTime, log: CallLog, latency: float, *, serves_iot_jobs: bool
+) -> CountingClient:
+    """The Resource Groups Tagging API stand-in, logged and timed like the IoT client."""
+    return CountingClient(TaggingClient(lifecycle, serves_iot_jobs), sim, log, latency)
 
 
 @dataclass
@@ -193,8 +235,14 @@ def run_handler(
     lambda_timeout: float,
     on_event_timeout: float = 120.0,
     logical_id: str = "Cleanup",
+    properties: Mapping[str, Any] | None = None,
+    tagging: Any = None,
 ) -> None:
-    """The Provider contract: on_event once, then is_complete every query interval."""
+    """The Provider contract: on_event once, then is_complete every query interval.
+
+    ``properties`` are the resource's (default: the run's jobs by id, without force);
+    ``tagging`` is the tagging API client the handler gets (none by default).
+    """
     client = CountingClient(LifecycleClient(lifecycle), sim, run.log, latency)
     rng = random.Random(seed)
     request = {
@@ -203,10 +251,11 @@ def run_handler(
         "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/Benchmark/1",
         "PhysicalResourceId": f"iot-job-cleanup:{logical_id}",
         "ResourceType": "Custom::IotJobCleanup",
-        "ResourceProperties": {"JobIds": run.job_ids, "Force": "false"},
+        "ResourceProperties": dict(properties or {"JobIds": run.job_ids, "Force": "false"}),
     }
     common = {
         "client": client,
+        "tagging": tagging,
         "cloudformation": StackStatusClient("DELETE_IN_PROGRESS"),  # the stack is torn down
         "timing": timing,
         "clock": sim.now,

@@ -120,10 +120,122 @@ def test_the_benchmark_gives_the_same_numbers_in_every_process() -> None:
             "PYTHONHASHSEED": seed,
             "PYTHONPATH": os.pathsep.join(str(root / part) for part in ("constructs", "lambda", ".")),
         }
-        command = [sys.executable, "-m", "benchmarks.run", "--only", "N=100 T=30s", "--contenders", "handler"]
+        only = "N=100 T=30s|drain: 20 running"  # a scheduling scenario and a rate-limited drain
+        command = [sys.executable, "-m", "benchmarks.run", "--only", only, "--contenders", "handler"]
         result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr
         outputs.append(re.sub(r"\(\d+\.\d+ s\)", "", result.stdout))  # less the wall time
 
     assert outputs[0] == outputs[1]
-    assert "worst makespan/bound" in outputs[0]
+    assert "drain: 20 running" in outputs[0]
+    assert "worst makespan/bound" in outputs[0] and "(the 2 scenarios run, worst:" in outputs[0]
+
+
+# --------------------------------------------------------------------------- selectors at scale, drain
+
+
+def test_the_account_gives_every_selector_exactly_our_jobs_and_each_filter_alone_more() -> None:
+    from benchmarks import scale
+
+    account = scale.populate(SimTime(), jobs=300, ours=30, rate_limit=None)
+    lifecycle = account.lifecycle
+    jobs = lifecycle.backend.jobs
+
+    def selected(properties: dict[str, object]) -> set[str]:
+        selection = handler.CleanupRequest.from_properties(properties).selection
+        return {
+            job_id
+            for job_id, job in jobs.items()
+            if selection.id_may_match(job_id)
+            and (not selection.thing_groups or selection.targets_a_group(job.targets))
+            and selection.carries_tags(lifecycle.tags[job_id])
+        }
+
+    assert len(jobs) == 300 and len(account.ours) == 30 and len(account.bystanders) == 270
+    for selector in scale.SELECTORS[1:]:
+        assert selected(dict(selector.filters)) == set(account.ours), selector.name
+    # The AND matters: the tag alone and the prefix alone each select bystanders too.
+    assert len(selected({"JobTags": [{"Key": "team", "Value": "firmware"}]})) > 30
+    assert len(selected({"JobIdPrefix": "fleet-"})) == 60
+    # Some of ours are SCHEDULED (ListJobs by thing group leaves them out), bystanders too.
+    assert sum(jobs[job_id].status == "SCHEDULED" for job_id in account.ours) == 2
+    assert "SCHEDULED" in account.bystanders.values()
+    # Created a day before the teardown, as an account's jobs would be.
+    assert all(job.created_at.timestamp() == -scale.CREATED_BEFORE for job in jobs.values())
+
+
+@pytest.mark.parametrize("index", range(6), ids=lambda i: f"selector{i}")
+def test_a_selector_cleanup_deletes_the_matches_and_leaves_the_bystanders(index: int) -> None:
+    """300 jobs of which 30 match, rate limited as in the benchmark; its counts add up."""
+    from benchmarks import scale
+
+    selector = scale.SELECTORS[index]
+    result = scale.run_selector(selector, handler, jobs=300, ours=30)
+
+    assert result.finished, (selector.name, result.run.failure)
+    assert result.ours_left == 0 and result.bystanders_touched == []
+    assert result.all_gone_at <= result.makespan
+    assert result.count("delete_job") >= 30
+    if selector.filters:
+        assert result.listing_pages >= 2  # a walk, and the one that finds nothing left
+        assert result.discovery_calls / result.calls > 0
+    else:
+        assert result.discovery_calls == 0 and result.listing_pages == 0
+    if "answers nothing" in selector.name:
+        assert result.count(scale.TAGS) >= 30  # one per candidate examined
+    if selector.name.startswith("thing group"):
+        assert result.count(scale.LISTINGS, listing="discovery") >= 2
+        assert result.count("describe_job", ours=False) > 0  # SCHEDULED jobs' targets read
+
+
+def test_touched_bystanders_are_counted() -> None:
+    from benchmarks import scale
+
+    account = scale.populate(SimTime(), jobs=60, ours=6, rate_limit=None)
+    deleted, cancelled = sorted(
+        job_id for job_id, status in account.bystanders.items() if status == "IN_PROGRESS"
+    )[:2]
+    account.lifecycle.delete_job(deleted, force=True, namespace_id=None)
+    account.lifecycle.cancel_job(cancelled)
+
+    assert account.bystanders_touched() == sorted([deleted, cancelled])
+    assert account.ours_left() == 6
+
+
+def test_the_drain_bound_counts_devices_finishing_and_work_released_late() -> None:
+    from benchmarks.scale import drain_bound
+
+    times = {f"t{i}": 120.0 for i in range(10)} | {"late": 120.0}
+    # 11 jobs of 120 s through 10 slots: 132 s; one ready at 500 s: 620 s.
+    assert drain_bound(times, {"late": 500.0}) == {"drain": 620.0, "slots": 500.0 + 120.0 / 10}
+    # 20 jobs ready at 300 s: 300 + 2 rounds, more than any single job.
+    many = {f"d{i}": 120.0 for i in range(20)}
+    assert drain_bound(many, dict.fromkeys(many, 300.0)) == {"drain": 420.0, "slots": 540.0}
+
+
+def test_the_counting_client_logs_the_listing_and_throttling() -> None:
+    from benchmarks.simulation import STATUS_POLL, CallLog, CountingClient
+    from iot_job_cleanup.emulator import LifecycleClient
+
+    sim = SimTime()
+    lifecycle = DeletionLifecycle(IoTBackend("us-east-1", "123456789012"), clock=sim.now, rate_limit=2)
+    lifecycle.create_job("a", targets=["arn:aws:iot:us-east-1:123456789012:thinggroup/g"])
+    log = CallLog()
+    client = CountingClient(LifecycleClient(lifecycle), sim, log, latency=0)
+
+    def calls() -> None:
+        client.list_jobs(status="DELETION_IN_PROGRESS")
+        client.list_jobs(thingGroupName="g")
+        with pytest.raises(Exception, match="Throttling"):
+            client.list_jobs()
+        client.describe_job(jobId="a")
+
+    sim.run([calls])
+
+    assert [(c.operation, c.code, c.detail) for c in log.calls] == [
+        ("list_jobs", "", STATUS_POLL),
+        ("list_jobs", "", "thingGroupName=g"),
+        ("list_jobs", "ThrottlingException", "all jobs"),
+        ("describe_job", "", "a"),
+    ]
+    assert log.answered("ThrottlingException") == 1
