@@ -186,11 +186,9 @@ def test_a_contended_run_rides_out_limit_exceeded_and_deletes_everything(endpoin
 
 def test_ctrl_c_stops_starting_deletions_and_names_those_under_way(endpoint: Endpoint) -> None:
     ids = [endpoint.job(f"ota-{n:02d}") for n in range(25)]
-    sleeps = [0]
 
-    def interrupted_sleep(seconds: float) -> None:
-        sleeps[0] += 1
-        if sleeps[0] == 3:
+    def interrupted_sleep(seconds: float) -> None:  # Ctrl-C once the first 10 deletions started
+        if endpoint.lifecycle.calls["DeleteJob"] >= 10:
             raise KeyboardInterrupt
         endpoint.clock.sleep(seconds)
 

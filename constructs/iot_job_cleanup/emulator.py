@@ -132,8 +132,9 @@ def _executions_follow_counts(backend: IoTBackend, job: FakeJob) -> None:
         for key, status in _EXECUTION_STATUS_OF_COUNT.items()
         for _ in range(job.job_process_details.get(key, 0))
     ]
-    executions = [e for (job_id, _), e in backend.job_executions.items() if job_id == job.job_id]
-    for execution, status in zip(executions, statuses, strict=False):
+    names = [target.split(":")[-1].split("/")[-1] for target in job.targets or []]  # as moto keys them
+    executions = [backend.job_executions.get((job.job_id, name)) for name in names]
+    for execution, status in zip([e for e in executions if e is not None], statuses, strict=False):
         execution.status = status
 
 
@@ -191,6 +192,7 @@ class DeletionLifecycle:
     executions_finish_at: dict[str, float] = field(default_factory=dict)  # in-progress executions
     rate_limit: float | None = None
     throttled: Counter[str] = field(default_factory=Counter)
+    _next_sequence: int = field(default=0, repr=False)
     _limiter: RateLimit | None = field(default=None, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
@@ -259,7 +261,7 @@ class DeletionLifecycle:
             if namespace_id:
                 self.namespaces[job_id] = namespace_id
             self.tags[job_id] = dict(tags or {})
-            self.sequence[job_id] = max(self.sequence.values(), default=0) + 1
+            self.sequence[job_id] = self._next_sequence = self._next_sequence + 1
             job = self.backend.jobs[job_id]
             job.created_at = job.last_updated_at = _timestamp(self.clock())
 

@@ -37,11 +37,9 @@ TERMINAL_STATUSES = frozenset({"COMPLETED", "CANCELED"})
 GONE_CODES = frozenset({"ResourceNotFoundException"})
 LIMIT_CODES = frozenset({"LimitExceededException"})
 DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
-TRANSIENT_CODES = frozenset(
+THROTTLING_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException"})
+TRANSIENT_CODES = THROTTLING_CODES | frozenset(
     {
-        "ThrottlingException",
-        "Throttling",
-        "TooManyRequestsException",
         "ServiceUnavailableException",
         "ServiceUnavailable",
         "InternalFailureException",
@@ -54,6 +52,10 @@ PAGE_SIZE = 250  # ListJobs' largest page
 # Listing and tag look-ups go at most this often per operation: IoT's last published rate
 # is 10 requests per second per operation for the whole account, shared with everyone else.
 DISCOVERY_CALL_INTERVAL = 0.25
+# Other calls go as fast as IoT answers until it throttles one: from then on that operation
+# goes at most this often, and a throttled call is tried again a few times on the spot.
+THROTTLED_CALL_INTERVAL = 0.125
+THROTTLED_RETRIES = 4
 
 
 def error_code(exc: ClientError) -> str:
@@ -79,14 +81,20 @@ def call_aws(client: Any, operation: str, **params: Any) -> Any:
         return getattr(client, operation)(**params)
     except ClientError as exc:
         if _is_transient(exc):
-            raise TransientError(f"{operation}: {error_code(exc)}") from exc
+            throttled = error_code(exc) in THROTTLING_CODES
+            raise TransientError(f"{operation}: {error_code(exc)}", throttled=throttled) from exc
         raise
     except (BotoConnectionError, HTTPClientError) as exc:
         raise TransientError(f"{operation}: {exc}") from exc
 
 
 class IotJobs:
-    """The IoT calls of a cleanup, counted; listings and tag look-ups paced."""
+    """The IoT calls of a cleanup, counted and paced.
+
+    Listings and tag look-ups are always paced (they come in runs of thousands in a large
+    account). Any other operation is paced from its first throttled answer on, and a
+    throttled call is retried on the spot a few times before it counts as transient.
+    """
 
     def __init__(
         self,
@@ -101,21 +109,41 @@ class IotJobs:
         self._client = client
         self._tagging = tagging
         self._namespace = {"namespaceId": namespace_id} if namespace_id else {}
-        self._clock, self._sleep, self._pace = clock, sleep, pace
-        self._last_paced: dict[str, float] = {}
+        self._clock, self._sleep = clock, sleep
+        self._intervals: dict[str, float] = {}  # operation -> at most one call this often
+        self._last_call: dict[str, float] = {}
+        self._discovery_pace = pace
         self.calls = 0
+        self.throttled = 0
 
     def _call(self, operation: str, **params: Any) -> Any:
-        self.calls += 1
-        return call_aws(self._client, operation, **params)
+        return self._send(self._client, operation, params)
 
     def _paced(self, client: Any, operation: str, **params: Any) -> Any:
-        last = self._last_paced.get(operation)
-        if last is not None and self._clock() < last + self._pace:
-            self._sleep(last + self._pace - self._clock())
-        self._last_paced[operation] = self._clock()
-        self.calls += 1
-        return call_aws(client, operation, **params)
+        self._intervals.setdefault(operation, self._discovery_pace)
+        return self._send(client, operation, params)
+
+    def _send(self, client: Any, operation: str, params: Mapping[str, Any]) -> Any:
+        attempt = 0
+        while True:
+            self._wait_for_turn(operation)
+            self.calls += 1
+            try:
+                return call_aws(client, operation, **params)
+            except TransientError as exc:
+                if not exc.throttled or attempt == THROTTLED_RETRIES:
+                    raise
+                attempt += 1
+                self.throttled += 1
+                slower = max(self._intervals.get(operation, 0.0), THROTTLED_CALL_INTERVAL / 2) * 2
+                self._intervals[operation] = min(slower, 2.0)
+
+    def _wait_for_turn(self, operation: str) -> None:
+        interval = self._intervals.get(operation)
+        last = self._last_call.get(operation)
+        if interval and last is not None and self._clock() < last + interval:
+            self._sleep(last + interval - self._clock())
+        self._last_call[operation] = self._clock()
 
     # -- one job
 
@@ -195,19 +223,22 @@ class IotJobs:
     def tagged_job_arns(self, tags: tuple[tuple[str, str], ...]) -> set[str] | None:
         """The job ARNs the Resource Groups Tagging API finds with every tag.
 
-        None when it answers nothing: whether it serves IoT jobs is unconfirmed, so an
-        empty answer means "ask IoT job by job", never "no job has the tags".
+        None when that API does not serve IoT jobs (unconfirmed): it is first asked for any
+        IoT job at all, so an API that knows none is never taken for "no job has the tags".
         """
-        if self._tagging is None:
+        if self._tagging is None or not self._tagged_arns([], pages=1):
             return None
+        return self._tagged_arns([{"Key": key, "Values": [value]} for key, value in tags])
+
+    def _tagged_arns(self, tag_filters: list[dict[str, Any]], pages: int = 1_000_000) -> set[str] | None:
         arns: set[str] = set()
         token = ""
-        while True:
+        for _ in range(pages):
             try:
                 page = self._paced(
                     self._tagging,
                     "get_resources",
-                    TagFilters=[{"Key": key, "Values": [value]} for key, value in tags],
+                    TagFilters=tag_filters,
                     ResourceTypeFilters=["iot:job"],
                     ResourcesPerPage=100,
                     **({"PaginationToken": token} if token else {}),
@@ -220,4 +251,5 @@ class IotJobs:
             arns.update(mapping["ResourceARN"] for mapping in page.get("ResourceTagMappingList", []))
             token = page.get("PaginationToken") or ""
             if not token:
-                return arns or None
+                break
+        return arns

@@ -58,6 +58,25 @@ class Found:
 
 _UNSET: Any = object()
 
+# What a job will always be, kept while the Lambda container is warm: its targets never
+# change, and its tags are taken as they were at first sight. Keyed by ARN and creation
+# time, so a job deleted and created again under its id is looked at anew. A cold start
+# begins empty: nothing depends on it but the number of calls.
+_CACHE_LIMIT = 100_000
+_TARGETS: dict[tuple[str, float], tuple[str, ...]] = {}
+_TAGS: dict[tuple[str, float], dict[str, str]] = {}
+
+
+def _identity(job: Mapping[str, Any]) -> tuple[str, float]:
+    created = job.get("createdAt")
+    return job["jobArn"], created.timestamp() if created is not None else 0.0
+
+
+def _remember(cache: dict[tuple[str, float], Any], key: tuple[str, float], value: Any) -> None:
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[key] = value
+
 
 class Discovery:
     """One walk over the listings, yielding the jobs the filters match, one at a time."""
@@ -77,10 +96,15 @@ class Discovery:
         self.exhausted = False
 
     def next_match(self, stop_at: float = float("inf")) -> Found | None:
-        """The next job that matches; None when the walk is over or ``stop_at`` has come."""
+        """The next job that matches; None when the walk is over or ``stop_at`` has come.
+
+        A look-up that fails for now (``TransientError``) leaves the job first in line, so
+        the walk goes on from it on the next call.
+        """
         while self.clock() < stop_at:
             if self._page:
-                found = self._match(self._page.popleft(), self._listings[self._position])
+                found = self._match(self._page[0], self._listings[self._position])
+                self._page.popleft()
                 if found:
                     return found
             elif not self._next_page():
@@ -106,23 +130,35 @@ class Discovery:
         job_id = summary["jobId"]
         if job_id in self._seen or job_id in self.selection.job_ids:
             return None
-        self._seen.add(job_id)
         if not self.selection.id_may_match(job_id):
+            self._seen.add(job_id)
             return None
-        if listing.read_targets:
-            job = self.iot.describe(job_id)
-            if job is None or not self.selection.targets_a_group(job.get("targets") or []):
-                return None
-        if self.selection.tags and not self._carries_tags(summary):
-            return None
-        return Found(job_id, summary["jobArn"], summary["status"], listing.name)
+        matches = (not listing.read_targets or self._targets_a_group(summary)) and (
+            not self.selection.tags or self._carries_tags(summary)
+        )
+        self._seen.add(job_id)  # only now: a failed look-up is tried again
+        return Found(job_id, summary["jobArn"], summary["status"], listing.name) if matches else None
+
+    def _targets_a_group(self, summary: Mapping[str, Any]) -> bool:
+        key = _identity(summary)
+        if key not in _TARGETS:
+            job = self.iot.describe(summary["jobId"])
+            if job is None:
+                return False
+            _remember(_TARGETS, key, tuple(job.get("targets") or ()))
+        return self.selection.targets_a_group(_TARGETS[key])
 
     def _carries_tags(self, summary: Mapping[str, Any]) -> bool:
         index = self._tagged_arns()
         if index is not None and not self._young(summary):
             return summary["jobArn"] in index
-        tags = self.iot.tags_of(summary["jobArn"])
-        return tags is not None and self.selection.carries_tags(tags)
+        key = _identity(summary)
+        if key not in _TAGS:
+            tags = self.iot.tags_of(summary["jobArn"])
+            if tags is None:
+                return False
+            _remember(_TAGS, key, tags)
+        return self.selection.carries_tags(_TAGS[key])
 
     def _tagged_arns(self) -> set[str] | None:
         if self._tag_index is _UNSET:

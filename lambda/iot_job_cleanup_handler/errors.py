@@ -39,6 +39,10 @@ class CleanupTimeoutError(CleanupError):
 class TransientError(Exception):
     """Throttling, service unavailable, 5xx or a connection problem: try again later."""
 
+    def __init__(self, message: str, *, throttled: bool = False) -> None:
+        super().__init__(message)
+        self.throttled = throttled
+
 
 _SHORT_REPR = reprlib.Repr()
 _SHORT_REPR.maxstring = _SHORT_REPR.maxother = 80

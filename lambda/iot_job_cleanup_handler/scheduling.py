@@ -45,6 +45,7 @@ logger = logging.getLogger("iot_job_cleanup")
 DELETION_SLOTS = 10  # IoT allows 10 jobs in DELETION_IN_PROGRESS per account and region.
 LOOKAHEAD = DELETION_SLOTS  # discovered jobs ready beyond the free slots, to refill at once
 FAST_POLL_INTERVAL = 0.5  # while one of our deletions is expected to finish
+DRAIN_CHECK_INTERVAL = 10.0  # how often draining jobs are looked at: their devices take minutes
 STATUSES_IN_REPORT = 20
 CANCEL_REASON_CODE = "IOT_JOB_CLEANUP"
 
@@ -105,7 +106,8 @@ class JobCleanup:
         self.clock = clock
         self.sleep = sleep
         self.cancel_comment = cancel_comment
-        self.backoff = Backoff(random=random)
+        self.backoff = Backoff(random=random)  # LimitExceededException: reset by a deletion started
+        self.retry_backoff = Backoff(random=random)  # transient errors: reset by a round that went through
         self.pending: deque[str] = deque(self.order)
         self.ours_deleting: set[str] = set()
         self.deleting_anywhere: set[str] = set()
@@ -279,7 +281,11 @@ class JobCleanup:
             and len(self.pending) < ready
             and self.clock() < self.hard_stop
         ):
-            found = self.walk.next_match(self.hard_stop)
+            try:
+                found = self.walk.next_match(self.hard_stop)
+            except TransientError as exc:  # the walk goes on from there next round
+                logger.warning("transient IoT error while discovering; will retry", extra={"error": str(exc)})
+                break
             if found is None:
                 break
             if found.job_id in self.not_ours:
@@ -377,7 +383,9 @@ class JobCleanup:
     def check_drains(self, poll_interval: float) -> None:
         """Draining jobs whose devices are done go next; those past their drain time are
         deleted with force, or fail the cleanup without it."""
-        if not self.draining or self.clock() < self.drains_checked_at + poll_interval:
+        if not self.draining or self.clock() < self.drains_checked_at + max(
+            poll_interval, DRAIN_CHECK_INTERVAL
+        ):
             return
         self.drains_checked_at = self.clock()
         for job_id, deadline in sorted(self.draining.items(), key=lambda item: item[1]):
@@ -547,12 +555,13 @@ class JobCleanup:
                     surveyed = True
                 if self.step(poll_interval):
                     return True
+                self.retry_backoff.reset()
                 pause = self.next_poll_in(poll_interval)
                 if on_poll is not None:
                     on_poll(self)
             except TransientError as exc:
                 surveyed = False
-                pause = self.backoff.next_delay()
+                pause = self.retry_backoff.next_delay()
                 logger.warning("transient IoT error; will retry", extra={"error": str(exc)})
             if self.clock() + pause > stop_at:
                 return False
