@@ -171,3 +171,22 @@ def test_the_event_stays_small_while_jobs_drain(iot: Iot, clock: SimClock) -> No
     extra = {key: value for key, value in result.items() if key != "PhysicalResourceId"}
     assert len(json.dumps(extra)) < 150 + 4 * len(ids), extra  # positions, not ids
     assert iot.lifecycle.calls["CancelJob"] == 100
+
+
+def test_jobs_drained_out_of_order_are_deleted_as_their_devices_finish(iot: Iot, clock: SimClock) -> None:
+    """They finish in no set order: each new invocation looks at every one of them, rather
+    than trusting the order the named jobs are deleted in."""
+    # The middle one finishes first: a search for the first job not yet deleted would
+    # land behind the three before it.
+    finish = {f"rollout-{n}": seconds for n, seconds in enumerate([150, 160, 170, 50, 180, 190, 200])}
+    for job_id, seconds in finish.items():
+        running(iot, job_id, finish_in=seconds)
+    started = deletions_started_at(iot, clock)
+    begin = clock()
+    short_windows = handler.Timing(query_interval=10, total_timeout=3600, poll_interval=2, poll_window=20)
+
+    outcome = run_delete(iot, clock, event("Delete", list(finish), DrainSeconds="900"), short_windows)
+
+    assert outcome.complete, outcome.error
+    late = {job_id: started[job_id] - begin - seconds for job_id, seconds in finish.items()}
+    assert all(0 <= delay <= 10 + 10 + 2 for delay in late.values()), late  # a drain check, a waiter pause

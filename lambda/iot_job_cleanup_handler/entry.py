@@ -47,6 +47,7 @@ logger.setLevel(logging.INFO)
 DEADLINE_KEY = "IotJobCleanupGiveUpAt"
 STARTED_KEY = "IotJobCleanupStartedAt"
 ORDER_KEY = "IotJobCleanupOrder"  # positions in JobIds: small whatever the ids' length
+DRAINED_KEY = "IotJobCleanupDrained"  # how many at the end of the order were cancelled to drain
 TEARDOWN_KEY = "IotJobCleanupTeardown"  # "true" or "false" once the stack status is known
 # CloudFormation takes at most 4096 bytes of response body, and the Provider framework's
 # Reason is our message plus a "Logs:" line and a JavaScript stack: keep ours well inside.
@@ -170,6 +171,7 @@ def _cleanup(
     random: Callable[[], float],
     hard_stop: float,
     order: tuple[str, ...] | None = None,
+    drained_tail: int = 0,
 ) -> JobCleanup:
     iot = IotJobs(client, request.namespace_id, tagging=tagging, clock=clock, sleep=sleep)
     return JobCleanup(
@@ -179,6 +181,7 @@ def _cleanup(
         sleep=sleep,
         random=random,
         order=order,
+        drained_tail=drained_tail,
         hard_stop=hard_stop,
         cancel_comment=_cancel_comment(event, request),
     )
@@ -234,6 +237,7 @@ def handle_on_event(
         order = cleanup.plan()
         positions = {job_id: index for index, job_id in enumerate(request.job_ids)}
         result[ORDER_KEY] = [positions[job_id] for job_id in order]
+        result[DRAINED_KEY] = cleanup.drained_tail
         cleanup.refill(ready=cleanup.free_slots())
         started = cleanup.start_deletions()
         logger.info("cleanup started", extra={"jobs": len(request.job_ids), "started": started})
@@ -307,6 +311,7 @@ def handle_is_complete(
         random=random,
         hard_stop=hard_stop,
         order=_planned_order(event, request),
+        drained_tail=int(event.get(DRAINED_KEY) or 0),
     )
     if cleanup.run_until(window_end, timing.poll_interval):
         logger.info(

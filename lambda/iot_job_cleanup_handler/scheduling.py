@@ -96,12 +96,16 @@ class JobCleanup:
         sleep: Callable[[float], None] = time.sleep,
         random: Callable[[], float] = _random.random,
         order: tuple[str, ...] | None = None,
+        drained_tail: int = 0,
         hard_stop: float = math.inf,
         cancel_comment: str = "Cancelled by IotJobCleanup before deleting it.",
     ) -> None:
         self.iot = iot
         self.request = request
         self.order = order or request.job_ids
+        # The last ``drained_tail`` jobs of the order were cancelled to drain: they are
+        # deleted as their devices finish, in no set order, so the frontier search leaves them out.
+        self.drained_tail = drained_tail if order else 0
         self.hard_stop = hard_stop  # the Lambda's own timeout, less a margin: never run past it
         self.clock = clock
         self.sleep = sleep
@@ -162,15 +166,23 @@ class JobCleanup:
                 untouched.append((-execution_count(job), position, job_id))
         self.pending = deque([*(job_id for *_, job_id in sorted(untouched)), *unplanned])
         self.order = (*touched, *self.pending, *drained)
+        self.drained_tail = len(drained)
         self.deleting_anywhere = self.iot.deleting_job_ids() | self.ours_deleting
         return self.order
 
     def survey(self) -> None:
         self.deleting_anywhere = self.iot.deleting_job_ids()
-        ids = self.order
+        split = len(self.order) - self.drained_tail
+        ids, drained = self.order[:split], self.order[split:]
         frontier = self._first_untouched(ids)
         self.pending = deque(job_id for job_id in ids[frontier:] if job_id not in self.draining)
         self.ours_deleting = {job_id for job_id in ids[:frontier] if job_id in self.deleting_anywhere}
+        for job_id in drained:  # few: each looked at
+            status = DELETING if job_id in self.deleting_anywhere else self._status(job_id)
+            if status == DELETING:
+                self.ours_deleting.add(job_id)
+            elif status is not None and job_id not in self.draining and job_id not in self.pending:
+                self.pending.append(job_id)
         self._adopt_discovered_deletions()
 
     def _adopt_discovered_deletions(self) -> None:
