@@ -241,8 +241,11 @@ def run_handler(
     """The Provider contract: on_event once, then is_complete every query interval.
 
     ``properties`` are the resource's (default: the run's jobs by id, without force);
-    ``tagging`` is the tagging API client the handler gets (none by default).
+    ``tagging`` is the tagging API client the handler gets (none by default). The
+    handler's container starts cold (no job facts kept from another scenario, whose jobs
+    may have the same ids and creation times) and stays warm for the whole cleanup.
     """
+    handler.forget_cached_facts()
     client = CountingClient(LifecycleClient(lifecycle), sim, run.log, latency)
     rng = random.Random(seed)
     request = {

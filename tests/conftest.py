@@ -40,6 +40,13 @@ def _offline_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
 
 
+@pytest.fixture(autouse=True)
+def _cold_handler() -> None:
+    """Each test starts as a cold Lambda container: no job facts kept from another test
+    (tests reuse job ids and simulated creation times)."""
+    handler.forget_cached_facts()
+
+
 @dataclass
 class SimClock:
     """Simulated wall clock; ``sleep`` advances it and records each pause."""

@@ -15,6 +15,7 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_iot as iot
 
 import app as demo
 from iot_job_cleanup import IotJobCleanup, rehearse
@@ -56,11 +57,12 @@ def test_calm_destroy_deletes_every_demo_job_and_nothing_else(demo_assembly: Pat
     report = rehearse.rehearse(demo_assembly, time_factor=FAST, out=out, live=False)
 
     assert report.ok, out.getvalue()
-    assert [o.state for o in report.outcomes] == ["complete", "complete"]
+    assert [o.state for o in report.outcomes] == ["complete", "complete", "complete"]
     assert report.jobs_left == []
     assert report.bystanders_touched == []
     assert sum(len(o.resource.job_ids) for o in report.outcomes) == demo.ROLLOUT_WAVES + 1
-    assert report.iot_calls["DeleteJob"] >= demo.ROLLOUT_WAVES + 1
+    runtime = [job for job in report.runtime if not job.why]
+    assert report.iot_calls["DeleteJob"] >= demo.ROLLOUT_WAVES + 1 + len(runtime)
     assert "OK: every job is gone." in out.getvalue()
     assert len(ports) == 1 and port_is_closed(ports[0])
 
@@ -142,6 +144,53 @@ def test_the_command_line_exit_codes(
     assert "run `cdk synth` first" in capsys.readouterr().err
 
 
+def test_the_demo_runtime_jobs_go_and_every_kind_of_bystander_stays_as_it_was(demo_assembly: Path) -> None:
+    out = io.StringIO()
+
+    report = rehearse.rehearse(demo_assembly, time_factor=FAST, out=out, live=False)
+
+    output = out.getvalue()
+    assert report.ok, output
+    runtime = next(o for o in report.outcomes if o.resource.logical_id.startswith("RuntimeRolloutsCleanup"))
+    assert runtime.state == "complete" and runtime.resource.job_ids == []
+    selected = [job for job in report.runtime if not job.why]
+    bystanders = [job for job in report.runtime if job.why]
+    # The jobs the rollout function would have made: tagged, in the fleet, with its prefix.
+    assert sorted(runtime.selected) == sorted(job.job_id for job in selected)
+    assert all(job.job_id.startswith(demo.RUNTIME_PREFIX) for job in selected)
+    assert {(job.status, job.listing, job.after) for job in selected} == {
+        ("COMPLETED", f"thing group {demo.FLEET}", "gone"),
+        ("IN_PROGRESS", f"thing group {demo.FLEET}", "gone"),  # cancelled, drained, deleted
+        ("SCHEDULED", "scheduled jobs", "gone"),  # ListJobs by thing group leaves it out
+    }
+    # Each bystander misses one filter; each is exactly as it was (a running one not cancelled).
+    assert {job.why for job in bystanders} == {
+        "another thing group",
+        "untagged",
+        "another tag value",
+        "prefix-like id",
+    }
+    assert all(job.expected == "left alone" and job.after == job.status for job in bystanders)
+    assert {job.status for job in bystanders if job.why in ("another thing group", "untagged")} == {
+        "COMPLETED",
+        "SCHEDULED",  # found by the scheduled listing, then its targets or tags tell
+    }
+    assert next(job for job in bystanders if job.why == "another tag value").status == "IN_PROGRESS"
+    assert "runtime:   created 5 jobs it selects (2 COMPLETED, 1 IN_PROGRESS, 2 SCHEDULED)" in output
+    assert "5 more their filters select" in output
+    scheduled = ", ".join(f"{job.job_id} (SCHEDULED)" for job in selected if job.status == "SCHEDULED")
+    for line in [
+        f"    selects: tags fleet=demo-ota AND thing groups {demo.FLEET} AND id prefix 'ota-rollout-'",
+        "    runtime jobs deleted, 5 of 5, by the listing that shows them:",
+        f"      scheduled jobs: {scheduled}",
+        "    bystanders left alone, 6 of 6, by why they are bystanders:",
+        "      prefix-like id: ota-rollout_",
+    ]:
+        assert line in output, line
+    assert "5 jobs its filters select" in output
+    assert "jobs no cleanup selects that were deleted or changed: none" in output
+
+
 def test_deployed_jobs_report_the_state_and_executions_a_fleet_leaves_them_in(demo_assembly: Path) -> None:
     plans = rehearse.read_assembly(demo_assembly)
     with rehearse.iot_endpoint(rehearse.ScaledClock(FAST), rehearse.DeletionTime(60)) as (
@@ -186,11 +235,13 @@ def cleanup_id(template: dict[str, Any], prefix: str) -> str:
     return logical_id
 
 
-def edited_copy(assembly: Path, destination: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
+def edited_copy(
+    assembly: Path, destination: Path, edit: Callable[[dict[str, Any]], None], stack: str = SMALL
+) -> Path:
     """A copy of a cloud assembly whose stack template ``edit`` changed (by hand, as a user
     would get from another version of the app)."""
     shutil.copytree(assembly, destination)
-    template_file = destination / f"{SMALL}.template.json"
+    template_file = destination / f"{stack}.template.json"
     template = json.loads(template_file.read_text())
     edit(template)
     template_file.write_text(json.dumps(template))
@@ -468,3 +519,124 @@ sys.exit(rehearse.main(sys.argv[1:]))
     assert result.stderr.startswith("rehearse: ")
     assert "pip install 'iot-job-cleanup[emulator]'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --------------------------------------------------------------------------- the runtime actor
+
+RUNTIME = "Runtime"
+GROUP = "rt-fleet"
+
+
+def runtime_assembly(out: Path, **options: Any) -> Path:
+    """A stack with a thing group and one cleanup by filters (``options``)."""
+    app = cdk.App(outdir=str(out))
+    stack = cdk.Stack(app, RUNTIME)
+    group = iot.CfnThingGroup(stack, "Fleet", thing_group_name=GROUP)
+    iot.CfnThing(stack, "Device", thing_name="rt-device")
+    IotJobCleanup(stack, "Jobs", **{"thing_groups": [group], **options})
+    app.synth()
+    return out
+
+
+@pytest.fixture(scope="module")
+def drained_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("runtime") / "cdk.out"
+    return runtime_assembly(out, tags={"team": "ota"}, job_id_prefix="rt-", drain=cdk.Duration.minutes(2))
+
+
+def test_without_a_prefix_the_runtime_jobs_are_listed_under_all_jobs_and_a_look_alike_stays(
+    tmp_path: Path,
+) -> None:
+    assembly = runtime_assembly(tmp_path / "cdk.out", thing_groups=None, tags={"team": "ota"}, force=True)
+    out = io.StringIO()
+
+    report = rehearse.rehearse(assembly, time_factor=FAST, out=out, live=False)
+
+    assert report.ok, out.getvalue()
+    selected = [job for job in report.runtime if not job.why]
+    assert {job.listing for job in selected} == {"all jobs"}
+    assert {job.status for job in selected} == {"COMPLETED", "IN_PROGRESS", "SCHEDULED"}  # force
+    assert all(job.after == "gone" for job in selected)
+    assert {job.why for job in report.runtime if job.why} == {
+        "untagged",
+        "another tag value",
+        "look-alike id",
+    }
+    assert all(job.after == job.status for job in report.runtime if job.why)
+
+
+def test_a_scheduled_job_without_force_or_drain_fails_the_cleanup_and_the_summary_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Why the demo's runtime cleanup drains: a SCHEDULED job is not deletable without force.
+    The runtime actor makes none for such a cleanup; made anyway, the rehearsal fails on it."""
+    assembly = runtime_assembly(tmp_path / "cdk.out", tags={"team": "ota"})
+    monkeypatch.setattr(rehearse, "runtime_statuses", lambda cleanup: ["COMPLETED", "SCHEDULED"])
+
+    code, report = run_main(["--cdk-out", str(assembly)])
+
+    output = capsys.readouterr().out
+    assert code == 1, output
+    assert report is not None and not report.ok
+    (outcome,) = report.outcomes
+    assert outcome.state == "failed" and "is SCHEDULED: without force" in outcome.reason
+    (scheduled,) = [job for job in report.runtime if job.status == "SCHEDULED" and not job.why]
+    assert scheduled.job_id in report.jobs_left and scheduled.after == "SCHEDULED"
+    assert f"{scheduled.job_id} (SCHEDULED, STILL THERE)" in output
+    deleted = 2 - len(report.jobs_left)  # the COMPLETED one, if it went before the failure
+    assert f"runtime jobs deleted, {deleted} of 2, by the listing that shows them:" in output
+    assert "FAILED" in output
+
+
+def test_a_handler_that_ignores_a_filter_deletes_bystanders_and_the_rehearsal_fails(
+    drained_assembly: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The check itself: were the handler to ignore the tags (here it is sent no JobTags),
+    it would delete or cancel the bystanders that miss only them, and the rehearsal says so."""
+    prepare = rehearse._Rehearsal.prepare
+
+    def without_tags(self: Any, outcome: rehearse.Outcome, *args: Any, **kwargs: Any) -> Any:
+        request = prepare(self, outcome, *args, **kwargs)
+        request.request["ResourceProperties"].pop("JobTags", None)
+        return request
+
+    monkeypatch.setattr(rehearse._Rehearsal, "prepare", without_tags)
+
+    code, report = run_main(["--cdk-out", str(drained_assembly)])
+
+    output = capsys.readouterr().out
+    assert code == 1, output
+    assert report is not None
+    wronged = {job.job_id: job for job in report.runtime if job.why in ("untagged", "another tag value")}
+    assert wronged and set(report.bystanders_touched) == set(wronged)
+    assert all(not job.as_expected for job in wronged.values())
+    untagged = next(job for job in wronged.values() if job.status == "COMPLETED")
+    assert f"{untagged.job_id} (COMPLETED, DELETED)" in output
+    assert all(
+        job.as_expected for job in report.runtime if job.why in ("another thing group", "prefix-like id")
+    )
+    assert "FAILED" in output
+
+
+def test_an_update_that_renames_a_filtered_cleanup_touches_no_runtime_job(
+    drained_assembly: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    template = json.loads((drained_assembly / f"{RUNTIME}.template.json").read_text())
+    old = next(name for name, r in template["Resources"].items() if r["Type"] == "Custom::IotJobCleanup")
+
+    def rename(template: dict[str, Any]) -> None:
+        template["Resources"]["JobsRenamed0123ABCD"] = template["Resources"].pop(old)
+
+    new = edited_copy(drained_assembly, tmp_path / "new.out", rename, stack=RUNTIME)
+
+    code, report = run_main(["--cdk-out", str(new), "--update-from", str(drained_assembly)])
+
+    output = capsys.readouterr().out
+    assert code == 0, output
+    assert report is not None and report.ok
+    # The runtime jobs existed before the update; the old resource's Delete touched none.
+    assert report.update_delete_calls == 0 and report.update_touched == []
+    assert output.count("runtime:   created") == 1  # the filters did not change: not played again
+    (outcome,) = report.outcomes
+    assert outcome.resource.logical_id == "JobsRenamed0123ABCD" and outcome.state == "complete"
+    assert report.runtime and all(job.as_expected for job in report.runtime)

@@ -9,6 +9,9 @@ handler asks for its stack's status), then plays CloudFormation:
 
 - **deploy**: creates the stacks' thing groups, things and the jobs their cleanup resources
   name, and sends each cleanup resource its Create (stack ``CREATE_IN_PROGRESS``);
+- **runtime**: plays the creator of jobs at runtime for every cleanup with filters
+  (``JobTags``, ``ThingGroupNames``, ``JobIdPrefix``): jobs with generated ids that match
+  every filter, some of them SCHEDULED, and bystanders that miss exactly one filter;
 - **update** (``--update-from OLD``: OLD is deployed first): refuses a changed ``ServiceToken``
   as CloudFormation does; sends Create to new cleanup resources and Update to changed ones
   (``UPDATE_IN_PROGRESS``), then Delete to the ones the new template no longer has
@@ -22,21 +25,28 @@ really be uploaded) the way the Provider framework does: ``on_event`` once, then
 run out. Time runs faster by a factor, shown on screen. Exits 1 if a job is left that should
 be gone, a job was touched that should not be, or a handler failed; 2 if the assembly cannot
 be rehearsed (the message says why and what to pass).
+
+Which jobs should go is decided here, not by the handler: the jobs a cleanup names, plus the
+jobs whose tags, targets, id and namespace (read from the endpoint) match every filter of a
+cleanup. Every other job must be left exactly as it was, neither deleted nor cancelled.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import inspect
 import json
 import logging
+import math
 import re
 import socket
 import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -59,6 +69,11 @@ BYSTANDER_JOB = "bystander-job-not-in-any-cleanup"
 EMULATOR_EXTRA = "pip install 'iot-job-cleanup[emulator]'"
 RETAIN_POLICIES = frozenset({"Retain", "RetainExceptOnCreate"})
 KEPT = "kept: DeletionPolicy Retain"
+# The runtime actor: the thing group bystanders target instead of the cleanup's, the generated
+# ids of a cleanup without a prefix, and how far ahead a SCHEDULED job is scheduled.
+OTHER_GROUP = "rehearsal-other-fleet"
+RUNTIME_ID_PREFIX = "runtime-"
+SCHEDULED_AHEAD_SECONDS = 86_400.0
 SERVICE_TOKEN_REFUSAL = "Modifying service token is not allowed."
 
 
@@ -368,6 +383,82 @@ class HandlerFunction:
     timeout_seconds: float
 
 
+@dataclass(frozen=True)
+class JobFacts:
+    """What the endpoint knows of a job: enough to tell which cleanup selects it."""
+
+    job_id: str
+    status: str
+    targets: tuple[str, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+    namespace_id: str | None = None
+    devices_busy: int = 0  # executions in progress
+
+
+@dataclass(frozen=True)
+class Filters:
+    """A cleanup's filters for jobs created at runtime (``JobTags`` AND ``ThingGroupNames`` AND
+    ``JobIdPrefix``), and the namespace its jobs are in."""
+
+    tags: tuple[tuple[str, str], ...] = ()  # sorted (key, value) pairs
+    thing_groups: tuple[str, ...] = ()
+    prefix: str | None = None
+    namespace_id: str | None = None
+
+    @classmethod
+    def of(cls, properties: Mapping[str, Any]) -> Filters:
+        tags = properties.get("JobTags") or []
+        return cls(
+            tags=tuple(sorted((tag["Key"], tag.get("Value", "")) for tag in tags)),
+            thing_groups=tuple(properties.get("ThingGroupNames") or ()),
+            prefix=properties.get("JobIdPrefix") or None,
+            namespace_id=properties.get("NamespaceId") or None,
+        )
+
+    @property
+    def given(self) -> bool:
+        return bool(self.tags or self.thing_groups or self.prefix)
+
+    def describe(self) -> str:
+        """As the handler words them: tags fleet=demo AND thing groups a or b AND id prefix 'ota-'."""
+        parts = []
+        if self.tags:
+            parts.append("tags " + ", ".join(f"{key}={value}" for key, value in self.tags))
+        if self.thing_groups:
+            parts.append("thing groups " + " or ".join(self.thing_groups))
+        if self.prefix:
+            parts.append(f"id prefix {self.prefix!r}")
+        return " AND ".join(parts)
+
+    def selects(self, job: JobFacts) -> bool:
+        """Whether the job matches every filter (and is in the cleanup's namespace)."""
+        return (
+            self.given
+            and job.namespace_id == self.namespace_id
+            and (self.prefix is None or job.job_id.startswith(self.prefix))
+            and all(job.tags.get(key) == value for key, value in self.tags)
+            and (
+                not self.thing_groups
+                or any(
+                    target.endswith(f":thinggroup/{group}")
+                    for target in job.targets
+                    for group in self.thing_groups
+                )
+            )
+        )
+
+    def listings(self) -> list[tuple[str, dict[str, str]]]:
+        """The handler's ListJobs listings for these filters, by the names its discovery gives
+        them: one per thing group, then the SCHEDULED jobs (which a thing group listing leaves
+        out, aws-cli#8924); without thing groups, all jobs."""
+        if not self.thing_groups:
+            return [("all jobs", {})]
+        return [
+            *((f"thing group {group}", {"thingGroupName": group}) for group in self.thing_groups),
+            ("scheduled jobs", {"status": "SCHEDULED"}),
+        ]
+
+
 @dataclass
 class CleanupResource:
     stack: str
@@ -385,7 +476,20 @@ class CleanupResource:
     @property
     def job_ids(self) -> list[str]:
         """The jobs it names; empty strings (an empty CommaDelimitedList gives [""]) are none."""
-        return [job_id for job_id in self.properties["JobIds"] if job_id]
+        return [job_id for job_id in self.properties.get("JobIds", []) if job_id]
+
+    @property
+    def filters(self) -> Filters:
+        return Filters.of(self.properties)
+
+    @property
+    def forced(self) -> bool:
+        return str(self.properties.get("Force", "false")).lower() == "true"
+
+    @property
+    def drain_seconds(self) -> float | None:
+        value = self.properties.get("DrainSeconds")
+        return None if value in (None, "") else float(value)
 
     @property
     def retained(self) -> bool:
@@ -476,9 +580,7 @@ def _plan_cleanup(
             properties[key] = _as_sent(intrinsics.render(value))
         except UnresolvableError as exc:
             raise UnresolvableError(f"{stack}/{logical_id} {key}: {exc}") from None
-    job_ids = properties.get("JobIds")
-    if not isinstance(job_ids, list) or not all(isinstance(job_id, str) for job_id in job_ids):
-        raise RehearsalError(f"{stack}/{logical_id}: JobIds is {job_ids!r}, not a list of job ids.")
+    _check_selection(f"{stack}/{logical_id}", properties)
     token = resource.get("Properties", {}).get("ServiceToken")
     on_event, is_complete = _handler_functions(f"{stack}/{logical_id}", token, resources, cdk_out)
     policy = resource.get("DeletionPolicy", "Delete")
@@ -491,6 +593,35 @@ def _plan_cleanup(
         service_token=token,
         deletion_policy=str(intrinsics.render(policy)),
     )
+
+
+def _check_selection(name: str, properties: Mapping[str, Any]) -> None:
+    """JobIds and the filters must have the shapes the contract gives them, and one is needed."""
+    job_ids = properties.get("JobIds", [])
+    if not isinstance(job_ids, list) or not all(isinstance(job_id, str) for job_id in job_ids):
+        raise RehearsalError(f"{name}: JobIds is {job_ids!r}, not a list of job ids.")
+    tags = properties.get("JobTags", [])
+    if not isinstance(tags, list) or not all(
+        isinstance(tag, dict) and isinstance(tag.get("Key"), str) and isinstance(tag.get("Value", ""), str)
+        for tag in tags
+    ):
+        raise RehearsalError(f'{name}: JobTags is {tags!r}, not a list of {{"Key": ..., "Value": ...}}.')
+    groups = properties.get("ThingGroupNames", [])
+    if not isinstance(groups, list) or not all(isinstance(group, str) for group in groups):
+        raise RehearsalError(f"{name}: ThingGroupNames is {groups!r}, not a list of thing group names.")
+    prefix = properties.get("JobIdPrefix")
+    if prefix is not None and not isinstance(prefix, str):
+        raise RehearsalError(f"{name}: JobIdPrefix is {prefix!r}, not a string.")
+    if "JobIds" not in properties and not (tags or groups or prefix):
+        raise RehearsalError(
+            f"{name}: it has none of JobIds, JobTags, ThingGroupNames and JobIdPrefix, so it selects no job."
+        )
+    drain = properties.get("DrainSeconds")
+    if drain not in (None, ""):
+        try:
+            float(drain)
+        except (TypeError, ValueError):
+            raise RehearsalError(f"{name}: DrainSeconds is {drain!r}, not a number of seconds.") from None
 
 
 def _get_att_target(value: Any) -> str | None:
@@ -649,6 +780,203 @@ def deploy(plans: list[StackPlan], endpoint: str, lifecycle: DeletionLifecycle) 
         lifecycle.set_status(BYSTANDER_JOB, "COMPLETED")
 
 
+# --------------------------------------------------------------------------- the runtime actor
+
+
+@dataclass
+class RuntimeJob:
+    """A job the runtime actor created for a cleanup with filters: one that matches every
+    filter (``why`` empty), or a bystander that misses one (``why`` says which)."""
+
+    job_id: str
+    cleanup: str  # the name of the cleanup resource it is shown with
+    status: str  # the status the runtime actor left it in
+    why: str = ""
+    listing: str = ""  # a selected job: which of the handler's listings shows it (read from IoT)
+    expected: str = ""  # at the destroy: "deleted", "left alone" or "kept" (DeletionPolicy Retain)
+    after: str = ""  # after the destroy: "gone", or its status
+
+    @property
+    def as_expected(self) -> bool:
+        return self.after == "gone" if self.expected == "deleted" else self.after == self.status
+
+
+def runtime_statuses(cleanup: CleanupResource) -> list[str]:
+    """The jobs a runtime creator leaves at teardown, in states the cleanup's options delete:
+    running and SCHEDULED ones only with force or a drain time. Without either they would fail
+    the cleanup, in AWS as here, so none are created then."""
+    if cleanup.forced or cleanup.drain_seconds is not None:
+        return ["COMPLETED", "COMPLETED", "IN_PROGRESS", "SCHEDULED", "SCHEDULED"]
+    return ["COMPLETED", "COMPLETED", "CANCELED"]
+
+
+def _group_arn(name: str) -> str:
+    return f"arn:aws:iot:{REGION}:{ACCOUNT}:thinggroup/{name}"
+
+
+def _prefix_like(prefix: str) -> str:
+    """The prefix with its last character changed: 'ota-rollout-' gives 'ota-rollout_'."""
+    return prefix[:-1] + ("_" if prefix[-1] != "_" else "-")
+
+
+def _runtime_specs(
+    cleanup: CleanupResource, target: str, other: str
+) -> list[tuple[str, str, list[str], dict[str, str], str]]:
+    """(why, job id, targets, tags, status) of the jobs to create for a cleanup: those its
+    filters select, then bystanders that each miss one filter and match the others."""
+    filters = cleanup.filters
+    tags = dict(filters.tags)
+    serial = iter(range(1000))
+
+    def generated(head: str | None = None) -> str:
+        digest = hashlib.sha256(f"{filters!r}/{next(serial)}".encode()).hexdigest()[:8]
+        return ((filters.prefix or RUNTIME_ID_PREFIX) if head is None else head) + digest
+
+    specs = [("", generated(), [target], tags, status) for status in runtime_statuses(cleanup)]
+    if filters.thing_groups:
+        specs += [("another thing group", generated(), [other], tags, s) for s in ("COMPLETED", "SCHEDULED")]
+    if filters.tags:
+        specs += [("untagged", generated(), [target], {}, s) for s in ("COMPLETED", "SCHEDULED")]
+        key, value = filters.tags[0]
+        other_value = {**tags, key: ("other-" + value)[:256]}
+        specs.append(("another tag value", generated(), [target], other_value, "IN_PROGRESS"))
+    if filters.prefix:
+        specs.append(("prefix-like id", generated(_prefix_like(filters.prefix)), [target], tags, "COMPLETED"))
+    else:  # an id like the runtime jobs', on a job that is someone else's
+        specs.append(("look-alike id", generated(), [other], {}, "COMPLETED"))
+    return [(why, job_id[:64], *rest) for why, job_id, *rest in specs]
+
+
+def play_runtime(
+    plans: list[StackPlan],
+    endpoint: str,
+    lifecycle: DeletionLifecycle,
+    played: dict[Filters, list[RuntimeJob]],
+    say: Callable[[str], None],
+) -> None:
+    """Play the creator of jobs at runtime, once for every set of filters a cleanup has
+    (``played``, filled here; a cleanup that an update renames keeps its jobs): create jobs its
+    filters select and bystanders, over the wire (CreateJob with tags), then put each in its
+    status as devices and schedules would. Ids are generated from the filters.
+
+    Selected jobs target the cleanup's first thing group (else the stack's); some are SCHEDULED,
+    which ListJobs by thing group leaves out. A bystander that some cleanup of ``plans`` would
+    select after all is not created. IN_PROGRESS jobs of a cleanup with a drain time have
+    devices that finish within half of it; a bystander's never do.
+    """
+    iot = iot_client(endpoint)
+    everyone = [cleanup for plan in plans for cleanup in plan.cleanups]
+    for plan in plans:
+        for cleanup in plan.cleanups:
+            if cleanup.filters.given and cleanup.filters not in played:
+                played[cleanup.filters] = jobs = _play_for(cleanup, plan, everyone, iot, lifecycle)
+                say(f"runtime: {cleanup.name} selects {cleanup.filters.describe()}")
+                say(f"runtime:   created {_created_text(jobs)}")
+
+
+def _play_for(
+    cleanup: CleanupResource,
+    plan: StackPlan,
+    everyone: list[CleanupResource],
+    iot: Any,
+    lifecycle: DeletionLifecycle,
+) -> list[RuntimeJob]:
+    """One cleanup's runtime jobs and bystanders, created over the wire and put in their status."""
+    filters = cleanup.filters
+    with lifecycle._lock:
+        groups = {group.thing_group_name for group in lifecycle.backend.thing_groups.values()}
+    group = (filters.thing_groups or tuple(plan.thing_groups) or (None,))[0]
+    for name in sorted({group, OTHER_GROUP} - groups - {None}):
+        iot.create_thing_group(thingGroupName=name)
+    thing = (plan.things or [f"{plan.name}-rehearsal-device"])[0]
+    target = _group_arn(group) if group else f"arn:aws:iot:{REGION}:{ACCOUNT}:thing/{thing}"
+    namespace = {"namespaceId": filters.namespace_id} if filters.namespace_id else {}
+    jobs: list[RuntimeJob] = []
+    for why, job_id, targets, tags, status in _runtime_specs(cleanup, target, _group_arn(OTHER_GROUP)):
+        facts = JobFacts(job_id, status, tuple(targets), tags, filters.namespace_id)
+        if job_id in lifecycle.backend.jobs or (why and any(c.filters.selects(facts) for c in everyone)):
+            continue
+        scheduled = {}
+        if status == "SCHEDULED":  # IoT keeps it SCHEDULED until its start time
+            start = time.gmtime(lifecycle.clock() + SCHEDULED_AHEAD_SECONDS)
+            scheduled = {"schedulingConfig": {"startTime": time.strftime("%Y-%m-%dT%H:%M", start)}}
+        iot.create_job(
+            jobId=job_id,
+            targets=targets,
+            document=json.dumps({"operation": "rehearsal-runtime"}),
+            **({"tags": [{"Key": key, "Value": value} for key, value in tags.items()]} if tags else {}),
+            **namespace,
+            **scheduled,
+        )
+        _put_in_status(lifecycle, job_id, status, None if why else cleanup.drain_seconds)
+        jobs.append(RuntimeJob(job_id, cleanup.name, status, why))
+    return jobs
+
+
+def _created_text(jobs: list[RuntimeJob]) -> str:
+    """'5 jobs it selects (2 COMPLETED, ...) and 7 bystanders (another thing group 2, ...)'."""
+    selected = Counter(job.status for job in jobs if not job.why)
+    bystanders = Counter(job.why for job in jobs if job.why)
+
+    def counted(counter: Counter[str], what: str, each: str) -> str:
+        if not counter:
+            return f"no {what}"
+        parts = ", ".join(each.format(key=key, count=count) for key, count in counter.items())
+        return f"{sum(counter.values())} {what} ({parts})"
+
+    text = (
+        f"{counted(selected, 'jobs it selects', '{count} {key}')} and "
+        f"{counted(bystanders, 'bystanders', '{key} {count}')}"
+    )
+    if "SCHEDULED" not in selected:
+        text += "; none running or scheduled: without force or drain they would fail the cleanup"
+    return text
+
+
+def _put_in_status(lifecycle: DeletionLifecycle, job_id: str, status: str, drain: float | None) -> None:
+    """A running job's devices finish within half the drain time (never without a drain);
+    a SCHEDULED job has not started: its executions are queued, no device is busy."""
+    from .emulator import _executions_follow_counts
+
+    if status == "IN_PROGRESS":
+        lifecycle.set_status(job_id, status, executions_finish_in=math.inf if drain is None else drain / 2)
+        return
+    job = lifecycle.set_status(job_id, status)
+    if status == "SCHEDULED":
+        with lifecycle._lock:
+            details = job.job_process_details
+            details["numberOfQueuedThings"] = details.pop("numberOfInProgressThings", 0)
+            details["numberOfInProgressThings"] = 0
+            _executions_follow_counts(lifecycle.backend, job)
+
+
+def _job_facts(lifecycle: DeletionLifecycle) -> dict[str, JobFacts]:
+    with lifecycle._lock:
+        lifecycle.settle()
+        return {
+            job_id: JobFacts(
+                job_id,
+                job.status,
+                tuple(job.targets or ()),
+                dict(lifecycle.tags.get(job_id, {})),
+                lifecycle.namespaces.get(job_id),
+                int(job.job_process_details.get("numberOfInProgressThings") or 0),
+            )
+            for job_id, job in lifecycle.backend.jobs.items()
+        }
+
+
+def selected_jobs(cleanup: CleanupResource, facts: Mapping[str, JobFacts], exclude: set[str]) -> list[str]:
+    """The jobs (in creation order) a cleanup's filters select, besides those it names."""
+    named = set(cleanup.job_ids)
+    filters = cleanup.filters
+    return [
+        job_id
+        for job_id, job in facts.items()
+        if job_id not in named and job_id not in exclude and filters.selects(job)
+    ]
+
+
 # --------------------------------------------------------------------------- one request
 
 
@@ -663,13 +991,22 @@ class Outcome:
     physical_id: str = ""
     iot_calls: int = 0  # IoT calls while it ran (counted for the requests run one at a time)
     stack_status: str = ""  # the stack's status while it ran
+    selected: list[str] = field(default_factory=list)  # jobs its filters select, at the destroy
+
+    @property
+    def jobs(self) -> list[str]:
+        """The jobs it deletes (or keeps): those it names, then those its filters select."""
+        return [*self.resource.job_ids, *self.selected]
+
+
+OPTIONAL_CLIENTS = frozenset({"cloudformation", "tagging"})
 
 
 def _with_accepted(function: Callable[..., Any], **keywords: Any) -> dict[str, Any]:
-    """The handler's keywords; ``cloudformation`` only if this handler takes it (an older
-    handler does not: it then runs as it would in Lambda, without asking)."""
+    """The handler's keywords; ``cloudformation`` and ``tagging`` only if this handler takes
+    them (an older handler does not: it then runs as it would in Lambda, without them)."""
     accepted = inspect.signature(function).parameters
-    return {key: value for key, value in keywords.items() if key != "cloudformation" or key in accepted}
+    return {key: value for key, value in keywords.items() if key not in OPTIONAL_CLIENTS or key in accepted}
 
 
 class HandlerRequest:
@@ -720,6 +1057,7 @@ class HandlerRequest:
             return {
                 "client": client("iot"),
                 "cloudformation": client("cloudformation"),
+                "tagging": client("resourcegroupstaggingapi"),  # as in Lambda; moto's answers no IoT job
                 "timing": module.Timing.from_environment(function.environment),
                 "remaining_lambda_seconds": function.timeout_seconds,
                 "clock": clock.now,
@@ -796,7 +1134,11 @@ class View:
             return f"gone after {self.gone_at[job_id]:.0f} s"
         if job.status == "DELETION_IN_PROGRESS":
             return "deleting"
-        return "waiting for a slot" if self.outcomes_started() else f"{job.status.lower()}"
+        if not self.outcomes_started():
+            return job.status.lower()
+        if job.status == "CANCELED" and job.job_process_details.get("numberOfInProgressThings"):
+            return "cancelled, devices busy"  # a drain: deleted once they finish
+        return "waiting for a slot"
 
     def outcomes_started(self) -> bool:
         return any(outcome.state != "waiting" for outcome in self.deleted_by())
@@ -804,7 +1146,7 @@ class View:
     def frame(self) -> list[str]:
         with self.lifecycle._lock:
             self.lifecycle.settle()
-            ours = {job for outcome in self.deleted_by() for job in outcome.resource.job_ids}
+            ours = {job for outcome in self.deleted_by() for job in outcome.jobs}
             in_use = len(self.lifecycle.deleting)
             ours_in_use = len(ours & set(self.lifecycle.deleting))
             lines = [
@@ -815,17 +1157,19 @@ class View:
             for outcome in self.outcomes:
                 name = outcome.resource.name
                 if outcome.state == "retained":
-                    lines.append(f"  {name}: {len(outcome.resource.job_ids)} jobs {KEPT}, no Delete sent")
+                    lines.append(f"  {name}: {len(outcome.jobs)} jobs {KEPT}, no Delete sent")
                     continue
-                states = [self.job_state(job) for job in outcome.resource.job_ids]
+                states = [self.job_state(job) for job in outcome.jobs]
                 gone = sum(state.startswith("gone") for state in states)
                 deleting = states.count("deleting")
-                waiting = len(states) - gone - deleting
+                draining = states.count("cancelled, devices busy")
+                waiting = len(states) - gone - deleting - draining
                 lines.append(
-                    f"  {name}: {gone} gone, {deleting} deleting, {waiting} waiting   "
+                    f"  {name}: {gone} gone, {deleting} deleting, "
+                    f"{f'{draining} draining, ' if draining else ''}{waiting} waiting   "
                     f"[{outcome.state}, invocation {outcome.invocations}]"
                 )
-            shown = [job for outcome in self.deleted_by() for job in outcome.resource.job_ids]
+            shown = [job for outcome in self.deleted_by() for job in outcome.jobs]
             lines += [f"    {job:<40} {self.job_state(job)}" for job in shown[: self.max_job_lines]]
         return lines
 
@@ -847,17 +1191,20 @@ class View:
 @dataclass
 class Report:
     outcomes: list[Outcome]  # the destroy's, retained resources included
-    jobs_left: list[str]  # jobs a deleted resource named that still exist
-    bystanders_touched: list[str]  # jobs no deleted resource named that were deleted
+    jobs_left: list[str]  # jobs a deleted resource names or selects that still exist
+    bystanders_touched: list[str]  # jobs no deleted resource selects that were deleted or changed
     iot_calls: dict[str, int]
     limit_exceeded: int
     simulated_seconds: float
     jobs_kept: list[str] = field(default_factory=list)  # named only by DeletionPolicy Retain resources
-    jobs_released: list[str] = field(default_factory=list)  # no cleanup names them after the update
+    jobs_released: list[str] = field(
+        default_factory=list
+    )  # no cleanup names or selects them after the update
     update_outcomes: list[Outcome] = field(default_factory=list)
     update_touched: list[str] = field(default_factory=list)  # jobs the update deleted or changed
     update_delete_calls: int = 0
     stopped: str = ""  # why the rehearsal stopped before the destroy (an update refused, ...)
+    runtime: list[RuntimeJob] = field(default_factory=list)  # the runtime actor's, for the destroy
 
     @property
     def ok(self) -> bool:
@@ -886,6 +1233,46 @@ class _Rehearsal:
         self.out = out
         self.stack_ids: dict[str, str] = {}
         self.physical_ids: dict[tuple[str, str], str] = {}
+        self.played: dict[Filters, list[RuntimeJob]] = {}  # the runtime actor's jobs, by filters
+
+    def play_runtime(self, plans: list[StackPlan]) -> None:
+        play_runtime(plans, self.endpoint, self.lifecycle, self.played, self.say)
+
+    def runtime_of(self, outcome: Outcome) -> list[RuntimeJob]:
+        """The runtime actor's jobs for this cleanup's filters (a cleanup whose filters an update
+        changed shows the jobs made for its new ones; the others are judged like any job)."""
+        jobs = self.played.get(outcome.resource.filters, [])
+        return [replace(job, cleanup=outcome.resource.name) for job in jobs]
+
+    def observe_listings(self, outcomes: list[Outcome], runtime: list[RuntimeJob]) -> None:
+        """Which of the handler's listings shows each selected runtime job, asked of IoT as the
+        handler asks it (ListJobs by thing group, then SCHEDULED; or all jobs). The handler's
+        own view is out of sight: this is what its listings can find. These ListJobs calls are
+        the rehearsal's, not counted with the handler's."""
+        iot = iot_client(self.endpoint)
+        calls = 0
+        for outcome in outcomes:
+            jobs = [job for job in runtime if job.cleanup == outcome.resource.name and not job.why]
+            filters = outcome.resource.filters
+            found: dict[str, str] = {}
+            for name, listing in filters.listings() if jobs else []:
+                namespace = {"namespaceId": filters.namespace_id} if filters.namespace_id else {}
+                token = None
+                while True:
+                    more = {"nextToken": token} if token else {}
+                    page = iot.list_jobs(maxResults=250, **listing, **namespace, **more)
+                    calls += 1
+                    for job in page.get("jobs", []):
+                        found.setdefault(job["jobId"], name)
+                    token = page.get("nextToken")
+                    if not token:
+                        break
+            for job in jobs:
+                job.listing = found.get(job.job_id, "no listing shows it")
+        with self.lifecycle._lock:
+            self.lifecycle.calls["ListJobs"] -= calls
+            if self.lifecycle.calls["ListJobs"] <= 0:
+                del self.lifecycle.calls["ListJobs"]
 
     def say(self, line: str) -> None:
         self.out.write(line + "\n")
@@ -1180,11 +1567,15 @@ def rehearse(
         first = old_plans if update_from is not None else plans
         deploy(first, endpoint, lifecycle)
         deployed, stopped = run.deploy_phase(first, update_from or cdk_out)
+        if not stopped:
+            run.play_runtime(first)  # while the stack lives, jobs are created at runtime
         update_outcomes: list[Outcome] = []
         touched: list[str] = []
         delete_calls = 0
         if not stopped and update_from is not None:
             update_outcomes, stopped, touched, delete_calls = run.checked_update(old_plans, plans, cdk_out)
+            if not stopped:
+                run.play_runtime(plans)  # for cleanups the update added or whose filters it changed
         if stopped:
             report = Report(
                 outcomes=[],
@@ -1230,21 +1621,33 @@ def _destroy(
         outside = lifecycle.hold_slots(held, seconds=2 * deletion_seconds)
         if contended:  # more of their cleanups race ours for every freed slot
             outside += lifecycle.queue_outside_deletions(held, deletion_seconds, retry_seconds=1)
-    with lifecycle._lock:
-        lifecycle.settle()
-        everything = set(lifecycle.backend.jobs)
-    ours = {job for o in outcomes if o.state != "retained" for job in o.resource.job_ids}
-    retained = {job for o in outcomes if o.state == "retained" for job in o.resource.job_ids}
+    before = _job_facts(lifecycle)
+    everything = set(before)
+    for outcome in outcomes:  # which jobs should go is decided here, from what IoT holds
+        outcome.selected = selected_jobs(outcome.resource, before, set(outside))
+    ours = {job for o in outcomes if o.state != "retained" for job in o.jobs}
+    retained = {job for o in outcomes if o.state == "retained" for job in o.jobs}
     current = {(c.stack, c.logical_id) for plan in plans for c in plan.cleanups}
     removed = [c for plan in old_plans for c in plan.cleanups if (c.stack, c.logical_id) not in current]
-    retained |= {job for c in removed if c.retained for job in c.job_ids}  # kept by the update
-    named_before = {job for plan in old_plans for c in plan.cleanups for job in c.job_ids}
+
+    def jobs_of(cleanup: CleanupResource) -> list[str]:
+        return [*cleanup.job_ids, *selected_jobs(cleanup, before, set(outside))]
+
+    retained |= {job for c in removed if c.retained for job in jobs_of(c)}  # kept by the update
+    owned_before = {job for plan in old_plans for c in plan.cleanups for job in jobs_of(c)}
+    runtime = [job for o in outcomes for job in run.runtime_of(o)]
+    run.observe_listings(outcomes, runtime)
+    for job in runtime:
+        job.expected = "deleted" if job.job_id in ours else "kept" if job.job_id in retained else "left alone"
+    named = {job for o in outcomes for job in o.resource.job_ids}
+    selected = (ours | retained) - named
     kept_note = f" ({len(retained - ours)} {KEPT})" if retained - ours else ""
     for plan in plans:
         run.set_status(plan.name, "DELETE_IN_PROGRESS")
     out.write(
         f"destroy: {', '.join(plan.name for plan in plans)}: DELETE_IN_PROGRESS; "
-        f"{len(ours | retained)} jobs named by {len(outcomes)} cleanup resources{kept_note}, "
+        f"{len(named)} jobs named by {len(outcomes)} cleanup resources"
+        f"{f', {len(selected)} more their filters select' if selected else ''}{kept_note}, "
         f"{len(everything - ours - retained)} others\n"
     )
     view = View(out, clock, lifecycle, outcomes, live)
@@ -1262,19 +1665,25 @@ def _destroy(
     for plan in plans:
         failed = any(o.state == "failed" for o in outcomes if o.resource.stack == plan.name)
         run.set_status(plan.name, "DELETE_FAILED" if failed else "DELETE_COMPLETE")
-    with lifecycle._lock:
-        lifecycle.settle()
-        existing = set(lifecycle.backend.jobs)
-        return Report(
-            outcomes=outcomes,
-            jobs_left=sorted(ours & existing),
-            bystanders_touched=sorted(job for job in everything - ours - set(outside) if job not in existing),
-            iot_calls=dict(lifecycle.calls),
-            limit_exceeded=lifecycle.refusals["LimitExceededException"],
-            simulated_seconds=view.elapsed(),
-            jobs_kept=sorted((retained - ours) & existing),
-            jobs_released=sorted((named_before - ours - retained) & existing),
-        )
+    after = _job_facts(lifecycle)
+    for job in runtime:
+        job.after = after[job.job_id].status if job.job_id in after else "gone"
+    return Report(
+        outcomes=outcomes,
+        jobs_left=sorted(ours & set(after)),
+        # Left alone means exactly as it was: not deleted, and not cancelled either (a drain).
+        bystanders_touched=sorted(
+            job
+            for job in everything - ours - set(outside)
+            if job not in after or after[job].status != before[job].status
+        ),
+        iot_calls=dict(lifecycle.calls),
+        limit_exceeded=lifecycle.refusals["LimitExceededException"],
+        simulated_seconds=view.elapsed(),
+        jobs_kept=sorted((retained - ours) & set(after)),
+        jobs_released=sorted((owned_before - ours - retained) & set(after)),
+        runtime=runtime,
+    )
 
 
 def print_summary(report: Report, out: TextIO) -> None:
@@ -1285,14 +1694,13 @@ def print_summary(report: Report, out: TextIO) -> None:
         out.write(line + (f"\n    reason: {o.reason}" if o.reason and o.state == "failed" else "") + "\n")
     for o in report.outcomes:
         if o.state == "retained":
-            out.write(
-                f"  {o.resource.name}: RETAINED ({KEPT}), {len(o.resource.job_ids)} jobs, no Delete sent\n"
-            )
-            continue
-        line = f"  {o.resource.name}: {o.state.upper()} "
-        line += f"after {o.elapsed:.0f} s simulated, {len(o.resource.job_ids)} jobs, "
-        line += f"{o.invocations} handler invocations"
-        out.write(line + (f"\n    reason: {o.reason}" if o.reason else "") + "\n")
+            out.write(f"  {o.resource.name}: RETAINED ({KEPT}), {_jobs_count(o)}, no Delete sent\n")
+        else:
+            line = f"  {o.resource.name}: {o.state.upper()} "
+            line += f"after {o.elapsed:.0f} s simulated, {_jobs_count(o)}, "
+            line += f"{o.invocations} handler invocations"
+            out.write(line + (f"\n    reason: {o.reason}" if o.reason else "") + "\n")
+        _print_runtime(o, [job for job in report.runtime if job.cleanup == o.resource.name], out)
     if report.stopped:
         out.write(f"  stopped before the destroy: {report.stopped}\n")
     calls = ", ".join(f"{name} {count}" for name, count in sorted(report.iot_calls.items()))
@@ -1303,24 +1711,69 @@ def print_summary(report: Report, out: TextIO) -> None:
             out.write(f"  jobs kept (DeletionPolicy Retain): {', '.join(report.jobs_kept)}\n")
         if report.jobs_released:
             out.write(
-                f"  jobs no cleanup names after the update (left alone): {', '.join(report.jobs_released)}\n"
+                "  jobs no cleanup names or selects after the update (left alone): "
+                f"{', '.join(report.jobs_released)}\n"
             )
         if report.update_touched or report.update_delete_calls:
             out.write(
                 f"  jobs the update touched: {', '.join(report.update_touched) or 'none'}; "
                 f"DeleteJob calls during the update: {report.update_delete_calls}\n"
             )
-        out.write(f"  jobs outside the resources deleted: {', '.join(report.bystanders_touched) or 'none'}\n")
+        out.write(
+            "  jobs no cleanup selects that were deleted or changed: "
+            f"{', '.join(report.bystanders_touched) or 'none'}\n"
+        )
     if not report.ok:
         out.write("FAILED: see above.\n")
     elif report.jobs_kept or report.jobs_released:
         released = len(report.jobs_released)
         out.write(
             f"OK: every job is gone, except {len(report.jobs_kept)} kept by DeletionPolicy Retain"
-            f"{f' and {released} no cleanup names any more' if released else ''}.\n"
+            f"{f' and {released} no cleanup names or selects any more' if released else ''}.\n"
         )
     else:
         out.write("OK: every job is gone.\n")
+
+
+def _jobs_count(outcome: Outcome) -> str:
+    """'12 jobs' for a cleanup that only names jobs; else how many it names and its filters select."""
+    named, selected = len(outcome.resource.job_ids), len(outcome.selected)
+    if not outcome.resource.filters.given:
+        return f"{named} jobs"
+    return f"{f'{named} jobs named and ' if named else ''}{selected} jobs its filters select"
+
+
+def _print_runtime(outcome: Outcome, jobs: list[RuntimeJob], out: TextIO) -> None:
+    """What the runtime actor made for a cleanup: the selected jobs by the listing that shows
+    them, and the bystanders by why they are bystanders, each with what became of it."""
+    if not jobs:
+        return
+
+    def shown(job: RuntimeJob) -> str:
+        if job.as_expected:
+            return f"{job.job_id} ({job.status})"
+        became = "STILL THERE" if job.after == job.status else "DELETED" if job.after == "gone" else job.after
+        return f"{job.job_id} ({job.status}, {became})"
+
+    def grouped(of: list[RuntimeJob], key: Callable[[RuntimeJob], str]) -> None:
+        groups: dict[str, list[RuntimeJob]] = {}
+        for job in of:
+            groups.setdefault(key(job), []).append(job)
+        for name, members in groups.items():
+            out.write(f"      {name}: {', '.join(shown(job) for job in members)}\n")
+
+    out.write(f"    selects: {outcome.resource.filters.describe()}\n")
+    selected = [job for job in jobs if not job.why]
+    if selected:
+        verb = {"deleted": "deleted", "kept": f"kept ({KEPT})"}.get(selected[0].expected, "left alone")
+        fine = sum(job.as_expected for job in selected)
+        out.write(f"    runtime jobs {verb}, {fine} of {len(selected)}, by the listing that shows them:\n")
+        grouped(selected, lambda job: job.listing)
+    bystanders = [job for job in jobs if job.why]
+    if bystanders:
+        fine = sum(job.as_expected for job in bystanders)
+        out.write(f"    bystanders left alone, {fine} of {len(bystanders)}, by why they are bystanders:\n")
+        grouped(bystanders, lambda job: job.why)
 
 
 def _parameter(text: str) -> tuple[str, str]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from .aws import CLIENT_CONFIG, IotJobs
 from .contract import CleanupRequest, Selection
-from .discovery import Discovery
+from .discovery import Discovery, forget_cached_facts
 from .entry import (
     DEADLINE_KEY,
     MAX_MESSAGE_BYTES,
@@ -66,6 +66,7 @@ __all__ = [
     "Timing",
     "TransientError",
     "execution_count",
+    "forget_cached_facts",
     "handle_is_complete",
     "handle_on_event",
     "is_complete",

@@ -19,7 +19,7 @@ from typing import Any
 from .aws import IotJobs
 from .contract import Selection
 
-__all__ = ["Discovery", "Found"]
+__all__ = ["Discovery", "Found", "forget_cached_facts"]
 
 SCHEDULED = "SCHEDULED"
 # The tagging API's index may lag behind a job's creation: jobs younger than this are asked
@@ -65,6 +65,12 @@ _UNSET: Any = object()
 _CACHE_LIMIT = 100_000
 _TARGETS: dict[tuple[str, float], tuple[str, ...]] = {}
 _TAGS: dict[tuple[str, float], dict[str, str]] = {}
+
+
+def forget_cached_facts() -> None:
+    """Start as a cold container would: ask IoT again for every job's targets and tags."""
+    _TARGETS.clear()
+    _TAGS.clear()
 
 
 def _identity(job: Mapping[str, Any]) -> tuple[str, float]:
