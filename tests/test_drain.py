@@ -130,12 +130,6 @@ def test_terminal_jobs_keep_the_slots_busy_while_others_drain(iot: Iot, clock: S
 
 def test_a_scheduled_job_is_cancelled_and_deleted_at_once(iot: Iot, clock: SimClock) -> None:
     iot.lifecycle.create_job("rollout-later", targets=[f"{THING_ARN}-0"], status="SCHEDULED")
-    iot.lifecycle.set_status("rollout-later", "SCHEDULED")
-    details = iot.lifecycle.backend.jobs["rollout-later"].job_process_details
-    details["numberOfQueuedThings"], details["numberOfInProgressThings"] = (
-        details["numberOfInProgressThings"],
-        0,
-    )
 
     outcome = run_delete(iot, clock, event("Delete", ["rollout-later"], DrainSeconds="600"))
 
@@ -190,3 +184,23 @@ def test_jobs_drained_out_of_order_are_deleted_as_their_devices_finish(iot: Iot,
     assert outcome.complete, outcome.error
     late = {job_id: started[job_id] - begin - seconds for job_id, seconds in finish.items()}
     assert all(0 <= delay <= 10 + 10 + 2 for delay in late.values()), late  # a drain check, a waiter pause
+
+
+def test_a_running_job_the_filters_find_is_cancelled_at_once_even_with_every_slot_busy(
+    iot: Iot, clock: SimClock
+) -> None:
+    for n in range(12):
+        iot.lifecycle.create_job(f"rollout-done-{n:02d}", targets=[f"{THING_ARN}-0"], tags={"fleet": "demo"})
+    running(iot, "rollout-zz-running", tags={"fleet": "demo"}, finish_in=100)
+    cancelled_at: list[float] = []
+    iot.client.meta.events.register(
+        "before-call.iot.CancelJob", lambda **_: cancelled_at.append(clock()) and None
+    )
+    begin = clock()
+    request = event("Delete", [], JobTags=[{"Key": "fleet", "Value": "demo"}], DrainSeconds="600")
+    del request["ResourceProperties"]["JobIds"]
+
+    outcome = run_delete(iot, clock, request)
+
+    assert outcome.complete, outcome.error
+    assert len(cancelled_at) == 1 and cancelled_at[0] - begin < 30  # before the first slot frees

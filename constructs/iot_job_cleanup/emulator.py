@@ -100,9 +100,10 @@ class DeletionTime:
 def _count_executions(job: FakeJob, status: str) -> None:
     """moto reports one queued execution per job; report one per target, in a state that
     fits the job's (DescribeJob's jobProcessDetails is where the execution count shows)."""
-    bucket = (
-        "numberOfInProgressThings" if status in ("IN_PROGRESS", "SCHEDULED") else "numberOfSucceededThings"
-    )
+    bucket = {
+        "IN_PROGRESS": "numberOfInProgressThings",
+        "SCHEDULED": "numberOfQueuedThings",  # not started: no device is at work yet
+    }.get(status, "numberOfSucceededThings")
     job.job_process_details = {
         **{key: 0 for key in job.job_process_details if key.startswith("numberOf")},
         bucket: len(job.targets or []),

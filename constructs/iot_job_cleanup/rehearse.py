@@ -936,18 +936,8 @@ def _created_text(jobs: list[RuntimeJob]) -> str:
 def _put_in_status(lifecycle: DeletionLifecycle, job_id: str, status: str, drain: float | None) -> None:
     """A running job's devices finish within half the drain time (never without a drain);
     a SCHEDULED job has not started: its executions are queued, no device is busy."""
-    from .emulator import _executions_follow_counts
-
-    if status == "IN_PROGRESS":
-        lifecycle.set_status(job_id, status, executions_finish_in=math.inf if drain is None else drain / 2)
-        return
-    job = lifecycle.set_status(job_id, status)
-    if status == "SCHEDULED":
-        with lifecycle._lock:
-            details = job.job_process_details
-            details["numberOfQueuedThings"] = details.pop("numberOfInProgressThings", 0)
-            details["numberOfInProgressThings"] = 0
-            _executions_follow_counts(lifecycle.backend, job)
+    finish_in = math.inf if status != "IN_PROGRESS" or drain is None else drain / 2
+    lifecycle.set_status(job_id, status, executions_finish_in=finish_in)
 
 
 def _job_facts(lifecycle: DeletionLifecycle) -> dict[str, JobFacts]:

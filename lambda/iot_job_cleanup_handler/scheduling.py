@@ -312,6 +312,8 @@ class JobCleanup:
                 self.deleting_anywhere.add(found.job_id)
             elif found.job_id not in self.pending:
                 self.pending.append(found.job_id)
+                if self.request.drain is not None and found.status in RUNNING_STATUSES:
+                    self._admit(found.job_id)  # cancel it now: no device starts it while slots are busy
 
     def discovery_settled(self) -> bool:
         """True once a whole walk found no selected job left; starts the next walk when due."""
