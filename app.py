@@ -6,8 +6,9 @@ the jobs a fleet really accumulates:
 
 - named jobs, created at deploy time: one snapshot job per rollout wave (finished by
   teardown time: COMPLETED) and a continuous configuration-sync job (never finishes:
-  IN_PROGRESS, so its cleanup needs force). CloudFormation has no AWS::IoT::Job, so they
-  are created by a custom resource calling CreateJob, and IotJobCleanup deletes them by id;
+  IN_PROGRESS, so its cleanup needs force). They stand for jobs made outside the template
+  (a CfnJob would be CloudFormation's to delete): a custom resource calls CreateJob, and
+  IotJobCleanup deletes them by id;
 - jobs created at runtime by the stack's rollout function, with ids nobody knows at deploy
   time. Their cleanup selects them by filters (the tag the function must put on them, the
   fleet's thing group, the function's id prefix), and grant_create_jobs lets the function
