@@ -485,3 +485,62 @@ def test_no_region_is_a_usage_error_not_a_traceback(
         "You must specify a region. Pass --region/--profile, or set AWS_DEFAULT_REGION."
         in capsys.readouterr().err
     )
+
+
+def test_resume_leaves_the_jobs_of_a_retained_cleanup(endpoint: Endpoint) -> None:
+    stack = fleet_stack("DELETE_FAILED")
+    stack.template["Resources"]["Waves"]["DeletionPolicy"] = "Retain"
+    stack.resources[2]["ResourceStatus"] = "DELETE_SKIPPED"  # Waves: CloudFormation kept it
+    for job_id in ("runtime-1", "wave-1", "wave-2", "created-1"):
+        endpoint.job(job_id, tags={"fleet": "demo"} if job_id.startswith("runtime") else None)
+
+    code, output = endpoint.run(
+        "resume", "--stack", "Fleet", "--yes", clients=resume_clients(endpoint, stack)
+    )
+
+    assert code == 0, output
+    assert endpoint.existing() == {"wave-1", "wave-2"}
+    stack.resources[2]["ResourceStatus"] = "DELETE_FAILED"  # not reached yet: the template says Retain
+    code, output = endpoint.run(
+        "resume", "--stack", "Fleet", "--yes", clients=resume_clients(endpoint, stack)
+    )
+    assert "Fleet/Waves: DeletionPolicy Retain: its jobs stay" in output
+    assert endpoint.existing() == {"wave-1", "wave-2"}
+
+
+def test_ctrl_c_during_resume_starts_no_further_cleanup(endpoint: Endpoint) -> None:
+    for job_id in ("runtime-1", "runtime-2"):
+        endpoint.job(job_id, tags={"fleet": "demo"})
+    for job_id in ("wave-1", "wave-2", "created-1"):
+        endpoint.job(job_id)
+
+    def interrupted_sleep(seconds: float) -> None:  # Ctrl-C once the first cleanup deletes
+        if endpoint.lifecycle.calls["DeleteJob"] >= 1:
+            raise KeyboardInterrupt
+        endpoint.clock.sleep(seconds)
+
+    out = io.StringIO()
+    code = cli.main(
+        ["resume", "--stack", "Fleet", "--yes"],
+        out=out,
+        stdin=io.StringIO(""),
+        clock=endpoint.clock,
+        sleep=interrupted_sleep,
+        clients=resume_clients(endpoint, fleet_stack("DELETE_FAILED")),
+    )
+
+    assert code == 130
+    assert endpoint.lifecycle.calls["DeleteJob"] == 2  # the first cleanup's two; nothing after
+    assert {"wave-1", "wave-2", "created-1"} <= endpoint.existing()
+
+
+def test_an_unreachable_endpoint_is_a_message_not_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(
+        ["delete", "--job-id", "ota-1", "--dry-run", "--endpoint-url", f"http://127.0.0.1:{free_port()}"],
+        out=io.StringIO(),
+        stdin=io.StringIO(""),
+    )
+
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("iot-job-cleanup: describe_job: Could not connect") and "Traceback" not in err

@@ -205,3 +205,67 @@ def test_the_event_stays_small_whatever_discovery_finds(iot: Iot, clock: SimCloc
     import json
 
     assert len(json.dumps(result)) < 300, result
+
+
+def test_a_refused_deletion_of_the_last_job_in_line_is_left_alone(iot: Iot, clock: SimClock) -> None:
+    job(iot, "rollout-1", tags=OURS)
+    job(iot, "rollout-2", tags=OURS)
+
+    def deny_rollout_2(params: Any, **_: Any) -> None:
+        if params["url_path"].endswith("/rollout-2"):
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "DeleteJob")
+
+    iot.client.meta.events.register("before-call.iot.DeleteJob", deny_rollout_2)
+
+    outcome = run_delete(iot, clock, selecting(JobTags=TAGS))
+
+    assert outcome.complete, outcome.error
+    assert iot.existing() == {"rollout-2"}
+
+
+def test_with_tags_and_groups_an_untagged_scheduled_job_iam_hides_is_no_failure(
+    iot: Iot, clock: SimClock
+) -> None:
+    """IAM's tag conditions deny DescribeJob on untagged jobs: tags are checked first, and a
+    refused look is no match."""
+    job(iot, "rollout-later", tags=OURS, status="SCHEDULED")
+    job(iot, "someone-elses-later", status="SCHEDULED")
+
+    def iam_tag_condition(params: Any, **_: Any) -> None:
+        job_id = params["url_path"].rsplit("/", 1)[-1]
+        if iot.lifecycle.tags.get(job_id) != OURS:
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "DescribeJob")
+
+    iot.client.meta.events.register("before-call.iot.DescribeJob", iam_tag_condition)
+
+    outcome = run_delete(iot, clock, selecting(JobTags=TAGS, ThingGroupNames=["fleet"], Force="true"))
+
+    assert outcome.complete, outcome.error
+    assert iot.existing() == {"someone-elses-later"}
+
+
+def test_a_job_whose_tags_were_taken_away_since_they_were_read_is_left_alone(
+    iot: Iot, clock: SimClock
+) -> None:
+    """Tags read a while ago (kept while the container is warm) never decide a deletion:
+    they are asked again just before it."""
+    for n in range(10):
+        job(iot, f"a-busy-{n}", tags=OURS)  # these take the 10 slots first
+    job(iot, "rollout-later", tags=OURS)  # found and read now, its turn comes later
+    request = selecting(JobTags=TAGS)
+    kwargs = {
+        "client": iot.client,
+        "cloudformation": iot.cloudformation,
+        "timing": handler.Timing(),
+        "clock": clock,
+        "sleep": clock.sleep,
+    }
+    started = handler.handle_on_event(request, **kwargs)
+    short = {**kwargs, "timing": handler.Timing(poll_window=20)}  # returns before a slot frees
+    assert handler.handle_is_complete({**request, **started}, **short) == {"IsComplete": False}
+    assert iot.status("rollout-later") == "COMPLETED"  # found and its tags read while it waits
+    iot.lifecycle.tags["rollout-later"] = {}  # someone takes our tag off
+    clock.sleep(400)  # longer ago than tags read are trusted for a deletion
+
+    assert handler.handle_is_complete({**request, **started}, **kwargs) == {"IsComplete": True}
+    assert iot.existing() == {"rollout-later"}

@@ -12,7 +12,7 @@ from typing import Any
 from test_handler import TIMING, event, run_delete
 
 import iot_job_cleanup_handler as handler
-from conftest import THING_ARN, Iot, SimClock
+from conftest import THING_ARN, Iot, SimClock, fail_calls
 
 
 def running(
@@ -204,3 +204,21 @@ def test_a_running_job_the_filters_find_is_cancelled_at_once_even_with_every_slo
 
     assert outcome.complete, outcome.error
     assert len(cancelled_at) == 1 and cancelled_at[0] - begin < 30  # before the first slot frees
+
+
+def test_a_cancel_that_fails_for_now_is_made_again_before_any_deletion(iot: Iot, clock: SimClock) -> None:
+    """Never delete a running job that was not cancelled, even with force."""
+    running(iot, "rollout-running", finish_in=120)
+    # on_event cannot learn the stack's status, so is_complete is first to look at the job,
+    # and its CancelJob fails once.
+    fail_calls(iot.cloudformation, "DescribeStacks", "Throttling", 400, times=4)
+    failed = fail_calls(iot.client, "CancelJob", "ServiceUnavailableException", 503, times=1)
+    started = deletions_started_at(iot, clock)
+    begin = clock()
+
+    outcome = run_delete(iot, clock, event("Delete", ["rollout-running"], DrainSeconds="600", Force="true"))
+
+    assert outcome.complete, outcome.error
+    assert failed == [1]  # the first CancelJob answered 503 (before reaching IoT); the second went through
+    assert iot.lifecycle.calls["CancelJob"] == 1
+    assert started["rollout-running"] >= begin + 120  # after its devices finished, not under them

@@ -615,7 +615,9 @@ def test_is_complete_never_runs_past_its_lambda_timeout(iot: Iot, clock: SimCloc
 
 
 def test_polls_fast_only_while_a_deletion_of_ours_is_expected_to_finish(clock: SimClock) -> None:
-    cleanup = handler.JobCleanup(None, handler.CleanupRequest(handler.Selection(("a",))), clock=clock)
+    cleanup = handler.JobCleanup(
+        handler.IotJobs(None, None), handler.CleanupRequest(handler.Selection(("a",))), clock=clock
+    )
     assert cleanup.next_poll_in(2.0) == 2.0  # nothing seen finish yet: the regular interval
 
     # The last deletion was still listed 29 s after it started and gone at 31 s.

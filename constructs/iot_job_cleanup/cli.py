@@ -20,7 +20,7 @@ import math
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -30,14 +30,21 @@ __all__ = ["main", "parse_duration"]
 
 EXIT_DONE, EXIT_LEFT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
-RESOURCE_TYPE = "Custom::IotJobCleanup"
+RESOURCE_TYPE = "Custom::IotJobCleanup"  # the construct's (cleanup.py loads aws-cdk-lib)
+RUNNING_STATUSES = ("IN_PROGRESS", "SCHEDULED")  # a job IoT deletes only with force
 RESUMABLE_STATUSES = frozenset({"DELETE_IN_PROGRESS", "DELETE_FAILED"})
+FINISHED = ("DELETE_COMPLETE", "DELETE_SKIPPED")  # a resource's Delete done, or never to come
+RETAINED = ("Retain", "RetainExceptOnCreate")  # DeletionPolicy values that keep it at stack deletion
 LOG_LINE_SECONDS = 30.0  # without a terminal, a progress line this often
 DEFAULT_DELETION_SECONDS = 60.0  # until a deletion of ours has been seen to finish
 
 
 class UsageError(Exception):
     """Bad arguments: the message says which and what to write instead."""
+
+
+class Interrupted(Exception):  # noqa: N818 (what happened, said plainly)
+    """Ctrl-C: what was under way has been said; nothing more starts."""
 
 
 def parse_duration(text: str) -> float:
@@ -92,7 +99,7 @@ class Candidate:
     devices_busy: int = 0
 
     def note(self, request: Any) -> str:
-        running = self.status in ("IN_PROGRESS", "SCHEDULED")
+        running = self.status in RUNNING_STATUSES
         if request.drain is not None and (running or self.devices_busy):
             return "cancelled first, deleted once its devices finish" + (
                 "" if request.force else " (fails if they do not within the drain time)"
@@ -108,18 +115,14 @@ def preview(engine: Any, iot: Any, request: Any, clock: Callable[[], float]) -> 
     for job_id in request.job_ids:
         job = iot.describe(job_id)
         if job is not None:
-            found.append(Candidate(job_id, job["status"], "named", _busy(job)))
+            found.append(Candidate(job_id, job["status"], "named", engine.devices_busy(job)))
     if request.selection.has_filters:
         walk = engine.Discovery(iot, request.selection, clock=clock)
         while (match := walk.next_match()) is not None:
             job = iot.describe(match.job_id)
-            if job is not None and (job.get("namespaceId") or None) == request.namespace_id:
-                found.append(Candidate(match.job_id, job["status"], match.listing, _busy(job)))
+            if job is not None and walk.in_namespace(job):
+                found.append(Candidate(match.job_id, job["status"], match.listing, engine.devices_busy(job)))
     return found
-
-
-def _busy(job: Mapping[str, Any]) -> int:
-    return int((job.get("jobProcessDetails") or {}).get("numberOfInProgressThings") or 0)
 
 
 def print_preview(candidates: list[Candidate], request: Any, out: TextIO) -> None:
@@ -146,6 +149,7 @@ class Progress:
     total: int
     live: bool
     clock: Callable[[], float]
+    slots: int  # IoT's deletion slots, as the engine counts them
     started: float = field(init=False)
     _last_line_at: float = field(init=False, default=-math.inf)
 
@@ -164,14 +168,14 @@ class Progress:
         in_use = len(cleanup.deleting_anywhere | cleanup.ours_deleting)
         elapsed = self.clock() - self.started
         per_job = cleanup.duration[1] if cleanup.duration else DEFAULT_DELETION_SECONDS
-        left = max(per_job if deleting else 0.0, (waiting + deleting) * per_job / engine_slots(cleanup))
+        left = max(per_job if deleting else 0.0, (waiting + deleting) * per_job / self.slots)
         width = 20
         filled = round(width * gone / self.total) if self.total else width
         bar = "#" * filled + "-" * (width - filled)
         drained = f", {draining} draining" if draining else ""
         return (
             f"[{bar}] {gone}/{self.total} gone, {deleting} deleting{drained}, {waiting} waiting | "
-            f"slots {in_use}/{engine_slots(cleanup)} | LimitExceeded {cleanup.limit_exceeded} | "
+            f"slots {in_use}/{self.slots} | LimitExceeded {cleanup.limit_exceeded} | "
             f"{_clock(elapsed)} elapsed, ~{_clock(left)} left"
         )
 
@@ -185,15 +189,7 @@ class Progress:
             self.out.flush()
 
     def finish(self, cleanup: Any) -> None:
-        if self.live:
-            self.out.write("\r\x1b[2K" + self.line(cleanup) + "\n")
-        else:
-            self.out.write(self.line(cleanup) + "\n")
-
-
-def engine_slots(cleanup: Any) -> int:
-    """IoT's deletion slots, as the engine counts them."""
-    return int(sys.modules[type(cleanup).__module__].DELETION_SLOTS)
+        self.out.write(("\r\x1b[2K" if self.live else "") + self.line(cleanup) + "\n")
 
 
 def _clock(seconds: float) -> str:
@@ -266,7 +262,7 @@ def _delete(
     cleanup = engine.JobCleanup(
         iot, run.request, clock=clock, sleep=sleep, hard_stop=math.inf, cancel_comment=run.cancel_comment
     )
-    progress = Progress(out, total, live, clock)
+    progress = Progress(out, total, live, clock, engine.DELETION_SLOTS)
     poll = run.request.query_interval or engine.Timing().poll_interval
     try:
         cleanup.plan()
@@ -281,7 +277,12 @@ def _delete(
             " by themselves, no further action needed" + (f": {', '.join(under_way)}" if under_way else "")
         )
         out.write(".\n")
-        return EXIT_INTERRUPTED
+        if cleanup.draining:
+            out.write(
+                f"{len(cleanup.draining)} job(s) were cancelled to drain and are not deleted: "
+                f"{', '.join(sorted(cleanup.draining))}. Run the same command again to finish them.\n"
+            )
+        raise Interrupted from None
     except engine.CleanupError as exc:
         progress.finish(cleanup)
         out.write(f"{run.title}: {exc}\n")
@@ -398,9 +399,12 @@ def stack_cleanups(clients: Clients, stack: str, out: TextIO) -> list[tuple[str,
     )
     found = []
     for resource in resources:
-        if resource["ResourceType"] != RESOURCE_TYPE or resource["ResourceStatus"] == "DELETE_COMPLETE":
-            continue
         logical_id = resource["LogicalResourceId"]
+        if resource["ResourceType"] != RESOURCE_TYPE or resource["ResourceStatus"] in FINISHED:
+            continue
+        if template["Resources"][logical_id].get("DeletionPolicy") in RETAINED:
+            out.write(f"{stack}/{logical_id}: DeletionPolicy Retain: its jobs stay, as at cdk destroy.\n")
+            continue
         raw = {
             k: v
             for k, v in template["Resources"][logical_id].get("Properties", {}).items()
@@ -523,7 +527,12 @@ def main(
         return EXIT_USAGE
     ask = _ask_on_terminal(stdin or sys.stdin, out)
     live = out.isatty()
-    from botocore.exceptions import BotoCoreError, ClientError  # the engine has loaded botocore
+    from botocore.exceptions import (  # the engine has loaded botocore
+        BotoCoreError,
+        ClientError,
+        NoCredentialsError,
+        NoRegionError,
+    )
 
     try:
         runs = _delete_runs(engine, args) if args.command == "delete" else None
@@ -551,11 +560,16 @@ def main(
         parser.print_usage(sys.stderr)
         print(f"iot-job-cleanup: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except BotoCoreError as exc:  # no region, no credentials: nothing was changed
+    except Interrupted:
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:  # while looking or asking: nothing was started
+        print("\niot-job-cleanup: interrupted; this run deleted nothing.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (NoRegionError, NoCredentialsError) as exc:  # before anything was changed
         print(f"iot-job-cleanup: {exc} Pass --region/--profile, or set AWS_DEFAULT_REGION.", file=sys.stderr)
         return EXIT_USAGE
-    except (ClientError, engine.CleanupError) as exc:  # e.g. access denied while looking
-        print(f"iot-job-cleanup: {exc}", file=sys.stderr)
+    except (ClientError, BotoCoreError, engine.CleanupError, engine.TransientError) as exc:
+        print(f"iot-job-cleanup: {exc}. Jobs may be left: run the same command again.", file=sys.stderr)
         return EXIT_LEFT
     return max(codes, default=EXIT_DONE)
 
@@ -574,7 +588,7 @@ def _delete_runs(engine: Any, args: argparse.Namespace) -> list[Run]:
         selection.check()
     except engine.InvalidPropertiesError as exc:
         raise UsageError(str(exc)) from exc
-    drain = parse_duration(args.drain) if args.drain else None
+    drain = parse_duration(args.drain) if args.drain is not None else None
     request = engine.CleanupRequest(selection=selection, force=args.force, drain=drain)
     comment = (
         "Cancelled by iot-job-cleanup (command line); deleted once its devices finish "

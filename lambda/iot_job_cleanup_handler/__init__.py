@@ -40,7 +40,7 @@ from .errors import (
     InvalidPropertiesError,
     TransientError,
 )
-from .scheduling import DELETION_SLOTS, Backoff, JobCleanup, execution_count
+from .scheduling import DELETION_SLOTS, Backoff, JobCleanup, devices_busy, execution_count
 from .stack import TEARDOWN_STATUSES, is_teardown, stack_status
 
 __all__ = [
@@ -65,6 +65,7 @@ __all__ = [
     "Selection",
     "Timing",
     "TransientError",
+    "devices_busy",
     "execution_count",
     "forget_cached_facts",
     "handle_is_complete",

@@ -114,7 +114,7 @@ class IotJobs:
         self._last_call: dict[str, float] = {}
         self._discovery_pace = pace
         self.calls = 0
-        self.throttled = 0
+        self.hard_stop = float("inf")  # no throttled call is retried past it
 
     def _call(self, operation: str, **params: Any) -> Any:
         return self._send(self._client, operation, params)
@@ -131,10 +131,9 @@ class IotJobs:
             try:
                 return call_aws(client, operation, **params)
             except TransientError as exc:
-                if not exc.throttled or attempt == THROTTLED_RETRIES:
+                if not exc.throttled or attempt == THROTTLED_RETRIES or self._clock() >= self.hard_stop:
                     raise
                 attempt += 1
-                self.throttled += 1
                 slower = max(self._intervals.get(operation, 0.0), THROTTLED_CALL_INTERVAL / 2) * 2
                 self._intervals[operation] = min(slower, 2.0)
 

@@ -16,7 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .aws import IotJobs
+from botocore.exceptions import ClientError
+
+from .aws import DENIED_CODES, IotJobs, error_code
 from .contract import Selection
 
 __all__ = ["Discovery", "Found", "forget_cached_facts"]
@@ -58,13 +60,16 @@ class Found:
 
 _UNSET: Any = object()
 
-# What a job will always be, kept while the Lambda container is warm: its targets never
-# change, and its tags are taken as they were at first sight. Keyed by ARN and creation
-# time, so a job deleted and created again under its id is looked at anew. A cold start
-# begins empty: nothing depends on it but the number of calls.
+# What was learnt about jobs, kept while the Lambda container is warm, so a walk in the next
+# invocation need not ask again: a job's targets (they never change) and its tags (for at
+# most TAG_CACHE_SECONDS; a job is asked for its tags afresh before it is deleted). Keyed
+# by ARN and creation time, so a job deleted and created again under its id is looked at
+# anew. A cold start begins empty: nothing depends on it but the number of calls.
 _CACHE_LIMIT = 100_000
+TAG_CACHE_SECONDS = 1800.0
+TAG_FRESH_SECONDS = 300.0  # tags read this recently decide a deletion without asking again
 _TARGETS: dict[tuple[str, float], tuple[str, ...]] = {}
-_TAGS: dict[tuple[str, float], dict[str, str]] = {}
+_TAGS: dict[tuple[str, float], tuple[dict[str, str], float]] = {}
 
 
 def forget_cached_facts() -> None:
@@ -98,7 +103,6 @@ class Discovery:
         self._page: deque[Mapping[str, Any]] = deque()
         self._seen: set[str] = set()
         self._tag_index: set[str] | None = _UNSET
-        self.examined = 0  # jobs listed so far
         self.exhausted = False
 
     def next_match(self, stop_at: float = float("inf")) -> Found | None:
@@ -128,7 +132,6 @@ class Discovery:
                 return False
         jobs, self._token = self.iot.list_page(self._listings[self._position].filters, self._token)
         self._started = True
-        self.examined += len(jobs)
         self._page.extend(jobs)
         return True
 
@@ -139,8 +142,9 @@ class Discovery:
         if not self.selection.id_may_match(job_id):
             self._seen.add(job_id)
             return None
-        matches = (not listing.read_targets or self._targets_a_group(summary)) and (
-            not self.selection.tags or self._carries_tags(summary)
+        # Tags first: with tags, IAM lets the role describe only jobs that carry them.
+        matches = (not self.selection.tags or self._carries_tags(summary)) and (
+            not listing.read_targets or self._targets_a_group(summary)
         )
         self._seen.add(job_id)  # only now: a failed look-up is tried again
         return Found(job_id, summary["jobArn"], summary["status"], listing.name) if matches else None
@@ -148,7 +152,12 @@ class Discovery:
     def _targets_a_group(self, summary: Mapping[str, Any]) -> bool:
         key = _identity(summary)
         if key not in _TARGETS:
-            job = self.iot.describe(summary["jobId"])
+            try:
+                job = self.iot.describe(summary["jobId"])
+            except ClientError as exc:
+                if error_code(exc) in DENIED_CODES:  # IAM: not a job of ours to look at
+                    return False
+                raise
             if job is None:
                 return False
             _remember(_TARGETS, key, tuple(job.get("targets") or ()))
@@ -159,12 +168,25 @@ class Discovery:
         if index is not None and not self._young(summary):
             return summary["jobArn"] in index
         key = _identity(summary)
-        if key not in _TAGS:
+        cached = _TAGS.get(key)
+        if cached is None or cached[1] < self.clock() - TAG_CACHE_SECONDS:
             tags = self.iot.tags_of(summary["jobArn"])
             if tags is None:
                 return False
-            _remember(_TAGS, key, tags)
-        return self.selection.carries_tags(_TAGS[key])
+            _remember(_TAGS, key, (tags, self.clock()))
+        return self.selection.carries_tags(_TAGS[key][0])
+
+    def carries_tags_now(self, job: Mapping[str, Any]) -> bool:
+        """Just before the job is deleted: its tags as read in the last few minutes, else
+        asked afresh. No answer kept from an earlier cleanup decides a deletion."""
+        cached = _TAGS.get(_identity(job))
+        if cached is not None and cached[1] >= self.clock() - TAG_FRESH_SECONDS:
+            return self.selection.carries_tags(cached[0])
+        tags = self.iot.tags_of(job["jobArn"])
+        if tags is None:
+            return False
+        _remember(_TAGS, _identity(job), (tags, self.clock()))
+        return self.selection.carries_tags(tags)
 
     def _tagged_arns(self) -> set[str] | None:
         if self._tag_index is _UNSET:
@@ -181,6 +203,10 @@ class Discovery:
             return False
         if self.selection.thing_groups and not self.selection.targets_a_group(job.get("targets") or []):
             return False
-        if (job.get("namespaceId") or None) != self.selection.namespace_id:
+        if not self.in_namespace(job):
             return False
         return not self.selection.tags or self._carries_tags(job)
+
+    def in_namespace(self, job: Mapping[str, Any]) -> bool:
+        """A job in a namespace is selected only when the selection names that namespace."""
+        return (job.get("namespaceId") or None) == self.selection.namespace_id

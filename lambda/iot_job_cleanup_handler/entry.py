@@ -55,7 +55,7 @@ MAX_MESSAGE_BYTES = 1500
 STACK_STATUS_ATTEMPTS = 4  # in on_event; is_complete asks again if they all fail
 # A Lambda timeout is a failed resource (the Provider reports it as FAILED): every loop
 # stops this many seconds before the invocation's own timeout.
-LAMBDA_MARGIN = 10.0
+LAMBDA_MARGIN = 25.0  # more than one AWS call may take (connect 5 s + read 15 s)
 
 
 @dataclass(frozen=True)
@@ -171,6 +171,7 @@ def _cleanup(
     random: Callable[[], float],
     hard_stop: float,
     order: tuple[str, ...] | None = None,
+    planned: bool = True,
     drained_tail: int = 0,
 ) -> JobCleanup:
     iot = IotJobs(client, request.namespace_id, tagging=tagging, clock=clock, sleep=sleep)
@@ -181,6 +182,7 @@ def _cleanup(
         sleep=sleep,
         random=random,
         order=order,
+        planned=planned,
         drained_tail=drained_tail,
         hard_stop=hard_stop,
         cancel_comment=_cancel_comment(event, request),
@@ -301,6 +303,7 @@ def handle_is_complete(
         window_end = give_up_at
     hard_stop = now + remaining_lambda_seconds - LAMBDA_MARGIN
     window_end = min(window_end, hard_stop)
+    order = _planned_order(event, request)
     cleanup = _cleanup(
         event,
         request,
@@ -310,7 +313,8 @@ def handle_is_complete(
         sleep=sleep,
         random=random,
         hard_stop=hard_stop,
-        order=_planned_order(event, request),
+        order=order,
+        planned=order is not None,
         drained_tail=int(event.get(DRAINED_KEY) or 0),
     )
     if cleanup.run_until(window_end, timing.poll_interval):

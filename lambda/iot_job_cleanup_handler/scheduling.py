@@ -38,7 +38,7 @@ from .contract import CleanupRequest
 from .discovery import Discovery
 from .errors import CleanupError, DrainTimeoutError, ForceRequiredError, TransientError
 
-__all__ = ["DELETION_SLOTS", "Backoff", "JobCleanup", "execution_count"]
+__all__ = ["DELETION_SLOTS", "Backoff", "JobCleanup", "devices_busy", "execution_count"]
 
 logger = logging.getLogger("iot_job_cleanup")
 
@@ -96,13 +96,18 @@ class JobCleanup:
         sleep: Callable[[float], None] = time.sleep,
         random: Callable[[], float] = _random.random,
         order: tuple[str, ...] | None = None,
+        planned: bool = True,
         drained_tail: int = 0,
         hard_stop: float = math.inf,
         cancel_comment: str = "Cancelled by IotJobCleanup before deleting it.",
     ) -> None:
         self.iot = iot
+        self.iot.hard_stop = hard_stop
         self.request = request
         self.order = order or request.job_ids
+        # Named jobs were described before any deletion (plan): without that, each is looked
+        # at before its DeleteJob, so a running one fails the cleanup before it is touched.
+        self.planned = planned
         # The last ``drained_tail`` jobs of the order were cancelled to drain: they are
         # deleted as their devices finish, in no set order, so the frontier search leaves them out.
         self.drained_tail = drained_tail if order else 0
@@ -123,8 +128,6 @@ class JobCleanup:
         self.duration: tuple[float, float] | None = None  # the latest deletion: longer, at most
         # Discovery: the jobs the filters select, found this invocation.
         self.discovered: set[str] = set()
-        self.found_by: dict[str, str] = {}  # job id -> the listing that found it
-        self.walks = 0
         self.walk: Discovery | None = None
         self.walk_found_any = False
         self._new_walk()
@@ -166,6 +169,7 @@ class JobCleanup:
                 untouched.append((-execution_count(job), position, job_id))
         self.pending = deque([*(job_id for *_, job_id in sorted(untouched)), *unplanned])
         self.order = (*touched, *self.pending, *drained)
+        self.planned = True
         self.drained_tail = len(drained)
         self.deleting_anywhere = self.iot.deleting_job_ids() | self.ours_deleting
         return self.order
@@ -283,7 +287,6 @@ class JobCleanup:
             return
         self.walk = Discovery(self.iot, self.request.selection, clock=self.clock)
         self.walk_found_any = False
-        self.walks += 1
 
     def refill(self, ready: int) -> None:
         """Walk on while fewer than ``ready`` jobs wait for a slot."""
@@ -303,7 +306,6 @@ class JobCleanup:
             if found.job_id in self.not_ours:
                 continue
             self.walk_found_any = True
-            self.found_by.setdefault(found.job_id, found.listing)
             if found.job_id in self.ours_deleting or found.job_id in self.draining:
                 continue
             self.discovered.add(found.job_id)
@@ -351,16 +353,22 @@ class JobCleanup:
 
     # -- admission and drain
 
+    def _look_at(self, job_id: str) -> Mapping[str, Any] | None:
+        """DescribeJob; for a job the filters found, a refusal means it is not ours."""
+        return self._describe_discovered(job_id) if job_id in self.discovered else self.iot.describe(job_id)
+
     def _admit(self, job_id: str) -> bool:
-        """Look at the job just before deleting it: True when it is to be deleted now."""
-        job = self._describe_discovered(job_id) if job_id in self.discovered else self.iot.describe(job_id)
-        self.admitted.add(job_id)
+        """Look at the job just before deleting it: True when it is to be deleted now.
+
+        Only a job this returned True for counts as admitted: a look (or a cancel) that
+        failed is made again before any DeleteJob.
+        """
+        job = self._look_at(job_id)
         if job is None:
             if job_id not in self.not_ours:
                 self.seen_gone.add(job_id)
             return False
-        if job_id in self.discovered and (job.get("namespaceId") or None) != self.request.namespace_id:
-            logger.info("job in another namespace: not ours, left alone", extra={"jobId": job_id})
+        if job_id in self.discovered and not self._still_selected(job):
             self._forget(job_id)
             return False
         if job["status"] == DELETING:
@@ -370,6 +378,19 @@ class JobCleanup:
         if self._drains(job_id, job):
             return False
         self._require_deletable(job_id, job["status"])
+        self.admitted.add(job_id)
+        return True
+
+    def _still_selected(self, job: Mapping[str, Any]) -> bool:
+        """A found job, right before its deletion: in our namespace, and (asked afresh) with our tags."""
+        if self.walk is None:
+            return False
+        if not self.walk.in_namespace(job):
+            logger.info("job in another namespace: not ours, left alone", extra={"jobId": job["jobId"]})
+            return False
+        if self.request.selection.tags and not self.walk.carries_tags_now(job):
+            logger.info("job without our tags now: not ours, left alone", extra={"jobId": job["jobId"]})
+            return False
         return True
 
     def _drains(self, job_id: str, job: Mapping[str, Any]) -> bool:
@@ -403,9 +424,7 @@ class JobCleanup:
             return
         self.drains_checked_at = self.clock()
         for job_id, deadline in sorted(self.draining.items(), key=lambda item: item[1]):
-            job = (
-                self._describe_discovered(job_id) if job_id in self.discovered else self.iot.describe(job_id)
-            )
+            job = self._look_at(job_id)
             if job_id not in self.draining:  # not ours after all
                 continue
             if job is None or job["status"] == DELETING or not devices_busy(job) or self.clock() >= deadline:
@@ -445,11 +464,10 @@ class JobCleanup:
         ):
             job_id = self.pending[0]
             needs_a_look = job_id not in self.admitted and (
-                job_id in self.discovered or self.request.drain is not None
+                job_id in self.discovered or self.request.drain is not None or not self.planned
             )
             if needs_a_look and not self._admit(job_id):
-                if self.pending and self.pending[0] == job_id:
-                    self.pending.popleft()
+                self._take_from_pending(job_id)
                 continue
             outcome = self._delete(job_id)
             if outcome == "limit":
@@ -457,7 +475,7 @@ class JobCleanup:
                 self.no_delete_before = self.clock() + self.backoff.next_delay()
                 logger.info("deletion slots are full; backing off", extra={"jobId": job_id})
                 break
-            self.pending.popleft()
+            self._take_from_pending(job_id)
             if outcome in ("started", "deleting"):
                 self.ours_deleting.add(job_id)
                 self.deleting_anywhere.add(job_id)
@@ -466,6 +484,11 @@ class JobCleanup:
                 self.started_at[job_id] = self.clock()
                 self.backoff.reset()
         return started
+
+    def _take_from_pending(self, job_id: str) -> None:
+        """Done with the first job in line, unless looking at it already took it out."""
+        if self.pending and self.pending[0] == job_id:
+            self.pending.popleft()
 
     def _delete(self, job_id: str) -> str:
         try:
