@@ -61,12 +61,14 @@ class Found:
 _UNSET: Any = object()
 
 # What was learnt about jobs, kept while the Lambda container is warm, so a walk in the next
-# invocation need not ask again: a job's targets (they never change) and its tags (for at
-# most TAG_CACHE_SECONDS; a job is asked for its tags afresh before it is deleted). Keyed
-# by ARN and creation time, so a job deleted and created again under its id is looked at
-# anew. A cold start begins empty: nothing depends on it but the number of calls.
+# invocation need not ask again: a job's targets (they never change) and its tags. Tags kept
+# never decide a deletion: a job is asked afresh right before it is deleted, unless read in
+# the last TAG_FRESH_SECONDS. A job that gets our tags only after it was first read is seen
+# once its entry is older than TAG_CACHE_SECONDS (longer than one CloudFormation Delete may
+# last, so a cleanup reads an account's tags once). Keyed by ARN and creation time, so a job
+# deleted and created again under its id is looked at anew. A cold start begins empty.
 _CACHE_LIMIT = 100_000
-TAG_CACHE_SECONDS = 1800.0
+TAG_CACHE_SECONDS = 3 * 3600.0
 TAG_FRESH_SECONDS = 300.0  # tags read this recently decide a deletion without asking again
 _TARGETS: dict[tuple[str, float], tuple[str, ...]] = {}
 _TAGS: dict[tuple[str, float], tuple[dict[str, str], float]] = {}
