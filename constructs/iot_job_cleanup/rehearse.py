@@ -421,17 +421,19 @@ class Filters:
 
     def describe(self) -> str:
         """As the handler words them: tags fleet=demo AND thing groups a or b AND id prefix 'ota-'."""
-        parts = []
-        if self.tags:
-            parts.append("tags " + ", ".join(f"{key}={value}" for key, value in self.tags))
-        if self.thing_groups:
-            parts.append("thing groups " + " or ".join(self.thing_groups))
-        if self.prefix:
-            parts.append(f"id prefix {self.prefix!r}")
-        return " AND ".join(parts)
+        from .engine import load_engine
+
+        selection = load_engine().Selection(
+            tags=self.tags, thing_groups=self.thing_groups, prefix=self.prefix
+        )
+        return str(selection.describe())
 
     def selects(self, job: JobFacts) -> bool:
-        """Whether the job matches every filter (and is in the cleanup's namespace)."""
+        """Whether the job matches every filter (and is in the cleanup's namespace).
+
+        Written apart from the handler's on purpose: the rehearsal judges the handler's
+        deletions by it, so a handler that ignored a filter would be caught.
+        """
         return (
             self.given
             and job.namespace_id == self.namespace_id
