@@ -20,7 +20,7 @@ import math
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -31,7 +31,6 @@ __all__ = ["main", "parse_duration"]
 EXIT_DONE, EXIT_LEFT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
 RESOURCE_TYPE = "Custom::IotJobCleanup"  # the construct's (cleanup.py loads aws-cdk-lib)
-RUNNING_STATUSES = ("IN_PROGRESS", "SCHEDULED")  # a job IoT deletes only with force
 RESUMABLE_STATUSES = frozenset({"DELETE_IN_PROGRESS", "DELETE_FAILED"})
 FINISHED = ("DELETE_COMPLETE", "DELETE_SKIPPED")  # a resource's Delete done, or never to come
 RETAINED = ("Retain", "RetainExceptOnCreate")  # DeletionPolicy values that keep it at stack deletion
@@ -96,15 +95,22 @@ class Candidate:
     job_id: str
     status: str
     selector: str  # "named" or the listing that found it
-    devices_busy: int = 0
+    running: bool  # IoT deletes it only with force
+    devices_busy: int
+
+    @classmethod
+    def of(cls, engine: Any, job: Mapping[str, Any], selector: str) -> Candidate:
+        status = job["status"]
+        return cls(
+            job["jobId"], status, selector, status in engine.RUNNING_STATUSES, engine.devices_busy(job)
+        )
 
     def note(self, request: Any) -> str:
-        running = self.status in RUNNING_STATUSES
-        if request.drain is not None and (running or self.devices_busy):
+        if request.drain is not None and (self.running or self.devices_busy):
             return "cancelled first, deleted once its devices finish" + (
                 "" if request.force else " (fails if they do not within the drain time)"
             )
-        if running and not request.force:
+        if self.running and not request.force:
             return "needs --force (or --drain)"
         return ""
 
@@ -115,13 +121,13 @@ def preview(engine: Any, iot: Any, request: Any, clock: Callable[[], float]) -> 
     for job_id in request.job_ids:
         job = iot.describe(job_id)
         if job is not None:
-            found.append(Candidate(job_id, job["status"], "named", engine.devices_busy(job)))
+            found.append(Candidate.of(engine, job, "named"))
     if request.selection.has_filters:
         walk = engine.Discovery(iot, request.selection, clock=clock)
         while (match := walk.next_match()) is not None:
             job = iot.describe(match.job_id)
             if job is not None and walk.in_namespace(job):
-                found.append(Candidate(match.job_id, job["status"], match.listing, engine.devices_busy(job)))
+                found.append(Candidate.of(engine, job, match.listing))
     return found
 
 

@@ -16,7 +16,7 @@ It imports only the standard library, boto3 and botocore.
 
 from __future__ import annotations
 
-from .aws import CLIENT_CONFIG, IotJobs
+from .aws import CLIENT_CONFIG, RUNNING_STATUSES, IotJobs
 from .contract import CleanupRequest, Selection
 from .discovery import Discovery, forget_cached_facts
 from .entry import (
@@ -49,6 +49,7 @@ __all__ = [
     "DELETION_SLOTS",
     "MAX_MESSAGE_BYTES",
     "ORDER_KEY",
+    "RUNNING_STATUSES",
     "STARTED_KEY",
     "TEARDOWN_KEY",
     "TEARDOWN_STATUSES",

@@ -427,17 +427,19 @@ class JobCleanup:
             job = self._look_at(job_id)
             if job_id not in self.draining:  # not ours after all
                 continue
-            if job is None or job["status"] == DELETING or not devices_busy(job) or self.clock() >= deadline:
-                if job is not None and devices_busy(job) and job["status"] != DELETING:
-                    self._drain_time_over(job_id, job)
-                del self.draining[job_id]
-                if job is None:
-                    self.seen_gone.add(job_id)
-                elif job["status"] == DELETING:
-                    self.ours_deleting.add(job_id)
-                else:
-                    self.pending.appendleft(job_id)
-                    self.admitted.add(job_id)
+            busy = job is not None and job["status"] != DELETING and devices_busy(job) > 0
+            if busy and self.clock() < deadline:
+                continue  # its devices still have time
+            if busy:
+                self._drain_time_over(job_id, job)  # without force, the cleanup fails here
+            del self.draining[job_id]
+            if job is None:
+                self.seen_gone.add(job_id)
+            elif job["status"] == DELETING:
+                self.ours_deleting.add(job_id)
+            else:
+                self.pending.appendleft(job_id)
+                self.admitted.add(job_id)
 
     def _drain_time_over(self, job_id: str, job: Mapping[str, Any]) -> None:
         if self.request.force:
