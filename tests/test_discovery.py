@@ -158,24 +158,46 @@ def test_throttled_discovery_is_retried_and_never_fails_is_complete(iot: Iot, cl
     assert iot.existing() == set()
 
 
-def test_a_refused_look_at_a_job_means_it_is_not_ours(iot: Iot, clock: SimClock) -> None:
-    """IAM's aws:ResourceTag conditions answer AccessDenied for a job without our tags."""
+def test_a_look_refused_because_the_job_lost_our_tags_means_it_is_not_ours(iot: Iot, clock: SimClock) -> None:
+    """IAM's aws:ResourceTag conditions answer AccessDenied for a job without our tags: when
+    the job's tags, read afresh, lack ours, the refusal is that condition, and the job is left."""
     job(iot, "rollout-1", tags=OURS)
     job(iot, "rollout-2", tags=OURS)
     denied = []
 
-    def deny_rollout_2(params: Any, **_: Any) -> None:
+    def tags_removed_then_denied(params: Any, **_: Any) -> None:
         if params["url_path"].endswith("/rollout-2"):
+            iot.lifecycle.tags["rollout-2"] = {"fleet": "another"}  # someone re-tagged it
             denied.append(params["url_path"])
             raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "DescribeJob")
 
-    iot.client.meta.events.register("before-call.iot.DescribeJob", deny_rollout_2)
+    iot.client.meta.events.register("before-call.iot.DescribeJob", tags_removed_then_denied)
 
     outcome = run_delete(iot, clock, selecting(JobTags=TAGS))
 
     assert outcome.complete, outcome.error
     assert denied
     assert iot.existing() == {"rollout-2"}
+
+
+def test_a_look_refused_at_a_job_that_carries_our_tags_fails_naming_it(iot: Iot, clock: SimClock) -> None:
+    """The tag conditions cannot explain the refusal: an SCP or a boundary denies it (I3)."""
+    job(iot, "rollout-1", tags=OURS)
+    job(iot, "rollout-2", tags=OURS)
+
+    def deny_rollout_2(params: Any, **_: Any) -> None:
+        if params["url_path"].endswith("/rollout-2"):
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "DescribeJob")
+
+    iot.client.meta.events.register("before-call.iot.DescribeJob", deny_rollout_2)
+
+    outcome = run_delete(iot, clock, selecting(JobTags=TAGS))
+
+    assert isinstance(outcome.error, handler.RefusedError)
+    message = str(outcome.error)
+    assert "'rollout-2'" in message and "DescribeJob" in message and "AccessDeniedException" in message
+    assert "service control policy" in message
+    assert "rollout-2" in iot.existing()
 
 
 def test_a_discovered_running_job_needs_force_like_a_named_one(iot: Iot, clock: SimClock) -> None:
@@ -207,7 +229,8 @@ def test_the_event_stays_small_whatever_discovery_finds(iot: Iot, clock: SimCloc
     assert len(json.dumps(result)) < 300, result
 
 
-def test_a_refused_deletion_of_the_last_job_in_line_is_left_alone(iot: Iot, clock: SimClock) -> None:
+def test_a_refused_deletion_of_a_selected_job_fails_the_cleanup_naming_it(iot: Iot, clock: SimClock) -> None:
+    """A DeleteJob refused for a job that carries our tags is never success (I2, I3)."""
     job(iot, "rollout-1", tags=OURS)
     job(iot, "rollout-2", tags=OURS)
 
@@ -216,6 +239,26 @@ def test_a_refused_deletion_of_the_last_job_in_line_is_left_alone(iot: Iot, cloc
             raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "DeleteJob")
 
     iot.client.meta.events.register("before-call.iot.DeleteJob", deny_rollout_2)
+
+    outcome = run_delete(iot, clock, selecting(JobTags=TAGS))
+
+    assert isinstance(outcome.error, handler.RefusedError)
+    assert "DeleteJob on job 'rollout-2'" in str(outcome.error)
+    assert "rollout-2" in iot.existing()
+
+
+def test_a_refused_deletion_of_the_last_job_that_lost_our_tags_is_left_alone(
+    iot: Iot, clock: SimClock
+) -> None:
+    job(iot, "rollout-1", tags=OURS)
+    job(iot, "rollout-2", tags=OURS)
+
+    def retagged_then_denied(params: Any, **_: Any) -> None:
+        if params["url_path"].endswith("/rollout-2"):
+            iot.lifecycle.tags["rollout-2"] = {}
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "DeleteJob")
+
+    iot.client.meta.events.register("before-call.iot.DeleteJob", retagged_then_denied)
 
     outcome = run_delete(iot, clock, selecting(JobTags=TAGS))
 

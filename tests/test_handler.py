@@ -622,7 +622,7 @@ def test_polls_fast_only_while_a_deletion_of_ours_is_expected_to_finish(clock: S
 
     # The last deletion was still listed 29 s after it started and gone at 31 s.
     cleanup.duration = (29.0, 31.0)
-    cleanup.started_at = {"a": clock.now}
+    cleanup.ledger.start("a", cleanup.guard.clear_by_id("a"), at=clock.now)
     expected = [
         (clock.now + 27, 2.0),
         (clock.now + 28, 1.0),

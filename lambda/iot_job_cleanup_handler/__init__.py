@@ -8,6 +8,8 @@ The Lambda entry points for the CDK Provider framework are ``on_event`` and
 - ``aws``: the IoT, CloudFormation and tagging calls, with error codes turned into outcomes;
 - ``stack``: whether a Delete is a stack teardown (the only time jobs are deleted);
 - ``discovery``: finding the jobs the filters select, from IoT;
+- ``guard``: the trust rules I1-I4, the one place that looks at a job, judges it and acts on it;
+- ``ledger``: each job's place in the cleanup, changed only by named transitions;
 - ``scheduling``: deleting through the 10 shared slots, with backoff, force and drain;
 - ``entry``: the Provider framework's entry points and their messages.
 
@@ -38,9 +40,17 @@ from .errors import (
     DrainTimeoutError,
     ForceRequiredError,
     InvalidPropertiesError,
+    RefusedError,
     TransientError,
 )
-from .scheduling import DELETION_SLOTS, Backoff, JobCleanup, devices_busy, execution_count
+from .scheduling import (
+    DELETION_SLOTS,
+    Backoff,
+    CleanupProgress,
+    JobCleanup,
+    devices_busy,
+    execution_count,
+)
 from .stack import TEARDOWN_STATUSES, is_teardown, stack_status
 
 __all__ = [
@@ -55,6 +65,7 @@ __all__ = [
     "TEARDOWN_STATUSES",
     "Backoff",
     "CleanupError",
+    "CleanupProgress",
     "CleanupRequest",
     "CleanupTimeoutError",
     "Discovery",
@@ -63,6 +74,7 @@ __all__ = [
     "InvalidPropertiesError",
     "IotJobs",
     "JobCleanup",
+    "RefusedError",
     "Selection",
     "Timing",
     "TransientError",

@@ -2,7 +2,9 @@
 
 botocore's own retries are off: LimitExceededException lasts minutes and botocore would
 retry it as throttling within seconds, so the engine owns every retry. Throttling, 5xx and
-connection errors become ``TransientError``; the engine backs off and tries again.
+connection errors are tried again on the spot a few times (a throttled operation is paced
+from then on); only when they persist do they become ``TransientError``, and the engine
+backs off and tries the round again.
 """
 
 from __future__ import annotations
@@ -56,6 +58,11 @@ DISCOVERY_CALL_INTERVAL = 0.25
 # goes at most this often, and a throttled call is tried again a few times on the spot.
 THROTTLED_CALL_INTERVAL = 0.125
 THROTTLED_RETRIES = 4
+# Other transient errors (5xx, a connection that failed) are tried again on the spot too,
+# after a short pause that doubles: at 10 % of calls failing, nearly every call goes through
+# within its retries, so errors cost little more than their own calls.
+TRANSIENT_RETRIES = 4
+TRANSIENT_PAUSE = 0.1
 
 
 def error_code(exc: ClientError) -> str:
@@ -114,6 +121,8 @@ class IotJobs:
         self._last_call: dict[str, float] = {}
         self._discovery_pace = pace
         self.calls = 0
+        self.throttled = 0  # throttled answers, retried or not
+        self._arn_prefix: str | None = None  # "arn:aws:iot:<region>:<account>:job/", once seen
         self.hard_stop = float("inf")  # no throttled call is retried past it
 
     def _call(self, operation: str, **params: Any) -> Any:
@@ -131,11 +140,17 @@ class IotJobs:
             try:
                 return call_aws(client, operation, **params)
             except TransientError as exc:
-                if not exc.throttled or attempt == THROTTLED_RETRIES or self._clock() >= self.hard_stop:
+                if exc.throttled:
+                    self.throttled += 1
+                limit = THROTTLED_RETRIES if exc.throttled else TRANSIENT_RETRIES
+                if attempt >= limit or self._clock() >= self.hard_stop:
                     raise
+                if exc.throttled:
+                    slower = max(self._intervals.get(operation, 0.0), THROTTLED_CALL_INTERVAL / 2) * 2
+                    self._intervals[operation] = min(slower, 2.0)
+                else:
+                    self._sleep(min(TRANSIENT_PAUSE * 2**attempt, max(0.0, self.hard_stop - self._clock())))
                 attempt += 1
-                slower = max(self._intervals.get(operation, 0.0), THROTTLED_CALL_INTERVAL / 2) * 2
-                self._intervals[operation] = min(slower, 2.0)
 
     def _wait_for_turn(self, operation: str) -> None:
         interval = self._intervals.get(operation)
@@ -149,11 +164,22 @@ class IotJobs:
     def describe(self, job_id: str) -> Mapping[str, Any] | None:
         """The job, or None when it no longer exists."""
         try:
-            return self._call("describe_job", jobId=job_id)["job"]
+            job = self._call("describe_job", jobId=job_id)["job"]
         except ClientError as exc:
             if error_code(exc) in GONE_CODES:
                 return None
             raise
+        self._learn_arn(job)
+        return job
+
+    def _learn_arn(self, job: Mapping[str, Any]) -> None:
+        arn = job.get("jobArn")
+        if self._arn_prefix is None and isinstance(arn, str) and "/" in arn:
+            self._arn_prefix = arn.rsplit("/", 1)[0] + "/"
+
+    def job_arn(self, job_id: str) -> str | None:
+        """A job's ARN, from the ARNs IoT has answered so far (None before any)."""
+        return None if self._arn_prefix is None else self._arn_prefix + job_id
 
     def status(self, job_id: str) -> str | None:
         job = self.describe(job_id)
@@ -177,14 +203,25 @@ class IotJobs:
         return [summary["thingArn"].rsplit("/", 1)[-1] for summary in page.get("executionSummaries", [])]
 
     def tags_of(self, job_arn: str) -> dict[str, str] | None:
-        """The job's tags, or None when it no longer exists."""
-        try:
-            answer = self._paced(self._client, "list_tags_for_resource", resourceArn=job_arn)
-        except ClientError as exc:
-            if error_code(exc) in GONE_CODES:
-                return None
-            raise
-        return {tag["Key"]: tag.get("Value", "") for tag in answer.get("tags", [])}
+        """The job's tags, every page of them, or None when it no longer exists."""
+        tags: dict[str, str] = {}
+        token: str | None = None
+        while True:
+            try:
+                answer = self._paced(
+                    self._client,
+                    "list_tags_for_resource",
+                    resourceArn=job_arn,
+                    **({"nextToken": token} if token else {}),
+                )
+            except ClientError as exc:
+                if error_code(exc) in GONE_CODES:
+                    return None
+                raise
+            tags.update({tag["Key"]: tag.get("Value", "") for tag in answer.get("tags", [])})
+            token = answer.get("nextToken")
+            if not token:
+                return tags
 
     # -- listings
 
@@ -200,7 +237,9 @@ class IotJobs:
                 **self._namespace,
                 **({"nextToken": token} if token else {}),
             )
-            found.update(job["jobId"] for job in page.get("jobs", []))
+            for job in page.get("jobs", []):
+                found.add(job["jobId"])
+                self._learn_arn(job)
             token = page.get("nextToken")
             if not token:
                 return found
@@ -217,7 +256,10 @@ class IotJobs:
             **self._namespace,
             **({"nextToken": token} if token else {}),
         )
-        return list(page.get("jobs", [])), page.get("nextToken") or None
+        jobs = list(page.get("jobs", []))
+        for job in jobs[:1]:
+            self._learn_arn(job)
+        return jobs, page.get("nextToken") or None
 
     def tagged_job_arns(self, tags: tuple[tuple[str, str], ...]) -> set[str] | None:
         """The job ARNs the Resource Groups Tagging API finds with every tag.

@@ -154,12 +154,17 @@ class CleanupRequest:
         return self.selection.namespace_id
 
     @classmethod
-    def from_properties(cls, properties: Mapping[str, Any]) -> CleanupRequest:
+    def from_properties(cls, properties: Any) -> CleanupRequest:
+        if not isinstance(properties, Mapping):
+            raise InvalidPropertiesError(
+                f"ResourceProperties is {shown(properties)}: it must be a mapping of the cleanup's "
+                "properties. Deploy the resource with IotJobCleanup."
+            )
         selection = Selection(
             job_ids=_parse_job_ids(properties.get("JobIds")),
             tags=_parse_tags(properties.get("JobTags")),
             thing_groups=_parse_list(properties, "ThingGroupNames"),
-            prefix=properties.get("JobIdPrefix") or None,
+            prefix=_parse_prefix(properties.get("JobIdPrefix")),
             namespace_id=properties.get("NamespaceId") or None,
         ).check()
         if "JobIds" not in properties and not selection.has_filters:
@@ -203,7 +208,39 @@ def _parse_tags(value: Any) -> tuple[tuple[str, str], ...]:
         raise InvalidPropertiesError(
             f'JobTags is {shown(value)}: it must be a list of {{"Key": ..., "Value": ...}}. Write it so.'
         )
-    return tuple(sorted((tag["Key"], tag.get("Value", "")) for tag in value))
+    pairs = [(tag["Key"], tag.get("Value", "")) for tag in value]
+    for key, tag_value in pairs:
+        _require(
+            TAG_KEY_PATTERN,
+            key,
+            "JobTags has the key",
+            "a tag key is 1 to 128 letters, digits, spaces or _.:/=+-@",
+        )
+        _require(
+            TAG_VALUE_PATTERN,
+            tag_value,
+            f"JobTags gives {key!r} the value",
+            "a tag value is 0 to 256 letters, digits, spaces or _.:/=+-@",
+        )
+    keys = [key for key, _ in pairs]
+    twice = sorted({key for key in keys if keys.count(key) > 1})
+    if twice:
+        raise InvalidPropertiesError(
+            f"JobTags has the key {twice[0]!r} more than once: a job carries one value per key, so no "
+            "job could match. Give each key once."
+        )
+    return tuple(sorted(pairs))
+
+
+def _parse_prefix(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise InvalidPropertiesError(
+            f"JobIdPrefix is {shown(value)}: a prefix is 1 to 64 characters of [a-zA-Z0-9_-] (an empty "
+            "one would select every job the other filters match). Set a prefix, or leave JobIdPrefix out."
+        )
+    return value
 
 
 def _parse_force(value: Any) -> bool:

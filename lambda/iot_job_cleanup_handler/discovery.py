@@ -6,11 +6,15 @@ that matches every filter: the id prefix (free), the thing groups (the listing i
 so SCHEDULED jobs are listed separately and their targets read), and the tags (the Resource
 Groups Tagging API where it answers for IoT jobs, else ``ListTagsForResource`` job by job).
 Named jobs are left to the named path. Nothing a walk finds is kept beyond the invocation:
-each invocation walks again, and jobs already deleted are no longer listed.
+each invocation walks again, and jobs already deleted are no longer listed. A thing group
+deleted outside the stack (ListJobs answers ResourceNotFound) does not end the walk: its
+listing is replaced by all jobs, each one's targets read. What a walk finds is a candidate:
+the guard looks at it again before anything is done to it (``guard``).
 """
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,10 +22,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .aws import DENIED_CODES, IotJobs, error_code
+from .aws import GONE_CODES, IotJobs, error_code
 from .contract import Selection
 
-__all__ = ["Discovery", "Found", "forget_cached_facts"]
+__all__ = ["Discovery", "Found", "forget_cached_facts", "remember_tags", "tags_read_recently"]
+
+logger = logging.getLogger("iot_job_cleanup")
 
 SCHEDULED = "SCHEDULED"
 # The tagging API's index may lag behind a job's creation: jobs younger than this are asked
@@ -72,12 +78,24 @@ TAG_CACHE_SECONDS = 3 * 3600.0
 TAG_FRESH_SECONDS = 300.0  # tags read this recently decide a deletion without asking again
 _TARGETS: dict[tuple[str, float], tuple[str, ...]] = {}
 _TAGS: dict[tuple[str, float], tuple[dict[str, str], float]] = {}
+ALL_JOBS_READ_TARGETS = Listing({}, read_targets=True, name="all jobs (a thing group was not found)")
 
 
 def forget_cached_facts() -> None:
     """Start as a cold container would: ask IoT again for every job's targets and tags."""
     _TARGETS.clear()
     _TAGS.clear()
+
+
+def tags_read_recently(job: Mapping[str, Any], now: float) -> dict[str, str] | None:
+    """The job's tags if read in the last TAG_FRESH_SECONDS, for this very job (its ARN and
+    creation time: a job created again under its id is never taken for the old one)."""
+    cached = _TAGS.get(_identity(job))
+    return cached[0] if cached is not None and cached[1] >= now - TAG_FRESH_SECONDS else None
+
+
+def remember_tags(job: Mapping[str, Any], tags: dict[str, str], now: float) -> None:
+    _remember(_TAGS, _identity(job), (tags, now))
 
 
 def _identity(job: Mapping[str, Any]) -> tuple[str, float]:
@@ -94,10 +112,19 @@ def _remember(cache: dict[tuple[str, float], Any], key: tuple[str, float], value
 class Discovery:
     """One walk over the listings, yielding the jobs the filters match, one at a time."""
 
-    def __init__(self, iot: IotJobs, selection: Selection, *, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        iot: IotJobs,
+        selection: Selection,
+        *,
+        clock: Callable[[], float],
+        look: Callable[[str], Mapping[str, Any] | None] | None = None,
+    ) -> None:
         self.iot = iot
         self.selection = selection
         self.clock = clock
+        # How a job's description is asked for (its targets): None when gone or not ours.
+        self._look = look or iot.describe
         self._listings = listings(selection)
         self._position = 0
         self._token: str | None = None
@@ -132,10 +159,30 @@ class Discovery:
             if self._position >= len(self._listings):
                 self.exhausted = True
                 return False
-        jobs, self._token = self.iot.list_page(self._listings[self._position].filters, self._token)
+        listing = self._listings[self._position]
+        try:
+            jobs, self._token = self.iot.list_page(listing.filters, self._token)
+        except ClientError as exc:
+            if error_code(exc) not in GONE_CODES or "thingGroupName" not in listing.filters:
+                raise
+            self._group_gone(listing)
+            return not self.exhausted
         self._started = True
         self._page.extend(jobs)
         return True
+
+    def _group_gone(self, listing: Listing) -> None:
+        """A thing group was deleted outside the stack: jobs may still target it, so every
+        job is listed instead (once), each one's targets read."""
+        logger.warning(
+            "a thing group was not found; listing every job instead", extra={"listing": listing.name}
+        )
+        before, after = self._listings[: self._position], self._listings[self._position + 1 :]
+        replacement = [] if ALL_JOBS_READ_TARGETS in (*before, *after) else [ALL_JOBS_READ_TARGETS]
+        self._listings = [*before, *replacement, *after]
+        self._token, self._started = None, False
+        if self._position >= len(self._listings):
+            self.exhausted = True
 
     def _match(self, summary: Mapping[str, Any], listing: Listing) -> Found | None:
         job_id = summary["jobId"]
@@ -154,12 +201,7 @@ class Discovery:
     def _targets_a_group(self, summary: Mapping[str, Any]) -> bool:
         key = _identity(summary)
         if key not in _TARGETS:
-            try:
-                job = self.iot.describe(summary["jobId"])
-            except ClientError as exc:
-                if error_code(exc) in DENIED_CODES:  # IAM: not a job of ours to look at
-                    return False
-                raise
+            job = self._look(summary["jobId"])
             if job is None:
                 return False
             _remember(_TARGETS, key, tuple(job.get("targets") or ()))
@@ -177,18 +219,6 @@ class Discovery:
                 return False
             _remember(_TAGS, key, (tags, self.clock()))
         return self.selection.carries_tags(_TAGS[key][0])
-
-    def carries_tags_now(self, job: Mapping[str, Any]) -> bool:
-        """Just before the job is deleted: its tags as read in the last few minutes, else
-        asked afresh. No answer kept from an earlier cleanup decides a deletion."""
-        cached = _TAGS.get(_identity(job))
-        if cached is not None and cached[1] >= self.clock() - TAG_FRESH_SECONDS:
-            return self.selection.carries_tags(cached[0])
-        tags = self.iot.tags_of(job["jobArn"])
-        if tags is None:
-            return False
-        _remember(_TAGS, _identity(job), (tags, self.clock()))
-        return self.selection.carries_tags(tags)
 
     def _tagged_arns(self) -> set[str] | None:
         if self._tag_index is _UNSET:

@@ -11,6 +11,7 @@ named jobs as positions in JobIds. Everything else is recomputed from IoT each t
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -21,10 +22,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
-from .aws import CLIENT_CONFIG, IotJobs
+from .aws import CLIENT_CONFIG, IotJobs, error_code, error_message
 from .contract import CleanupRequest
-from .errors import CleanupError, CleanupTimeoutError, TransientError
+from .errors import CleanupError, CleanupTimeoutError, InvalidPropertiesError, TransientError, counted, shown
 from .scheduling import Backoff, JobCleanup
 from .stack import is_teardown, stack_status
 
@@ -120,6 +122,54 @@ def _cancel_comment(event: Mapping[str, Any], request: CleanupRequest) -> str:
     )
 
 
+def _marker(event: Mapping[str, Any]) -> str:
+    """What this cleanup writes into the jobs it cancels, to know them again: its resource and stack."""
+    return f"{event.get('LogicalResourceId')}@{_stack_name(event)}"
+
+
+def _checked_event(event: Any) -> Mapping[str, Any]:
+    """The keys the handler reads, there and of the right kind: else a message, not a KeyError."""
+    if not isinstance(event, Mapping):
+        raise InvalidPropertiesError(f"The event is {shown(event)}: the Provider framework sends a mapping.")
+    for key in ("RequestType", "StackId", "LogicalResourceId"):
+        if not isinstance(event.get(key), str) or not event[key]:
+            raise InvalidPropertiesError(
+                f"The event's {key} is {shown(event.get(key))}: CloudFormation always sends it as a "
+                "string. Deploy the resource through the IotJobCleanup construct's provider."
+            )
+    return event
+
+
+def _no_traceback(handler: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """I4's last line: whatever goes wrong reaches CloudFormation as one message that says what
+    happened and what to do, never as a botocore exception or a Python error."""
+
+    @functools.wraps(handler)
+    def wrapped(event: Mapping[str, Any], **keywords: Any) -> dict[str, Any]:
+        try:
+            return handler(_checked_event(event), **keywords)
+        except CleanupError:
+            raise
+        except ClientError as exc:
+            operation = exc.operation_name or "a call"
+            raise CleanupError(
+                f"AWS refused {operation}: {error_code(exc)}: {error_message(exc)}. Jobs may be left; "
+                "check the handler role's permissions and any SCP, then run cdk destroy again."
+            ) from exc
+        except (BotoCoreError, TransientError) as exc:
+            raise CleanupError(
+                f"AWS could not be reached ({exc}). Jobs may be left; run cdk destroy again."
+            ) from exc
+        except Exception as exc:
+            logger.exception("unexpected error in the cleanup handler")
+            raise CleanupError(
+                f"The cleanup stopped on an unexpected error ({type(exc).__name__}: {exc}); jobs may be "
+                "left. Run cdk destroy again; if it recurs, report it with the handler's log."
+            ) from exc
+
+    return wrapped
+
+
 # --------------------------------------------------------------------------- the stack's lifecycle
 
 
@@ -186,9 +236,19 @@ def _cleanup(
         drained_tail=drained_tail,
         hard_stop=hard_stop,
         cancel_comment=_cancel_comment(event, request),
+        marker=_marker(event),
+        drain_from=_started_at(event, clock()),
     )
 
 
+def _started_at(event: Mapping[str, Any], default: float) -> float:
+    try:
+        return float(event.get(STARTED_KEY, default))
+    except (TypeError, ValueError):
+        return default
+
+
+@_no_traceback
 def handle_on_event(
     event: Mapping[str, Any],
     *,
@@ -266,6 +326,7 @@ def _log_dropped_jobs(event: Mapping[str, Any], request: CleanupRequest) -> None
         )
 
 
+@_no_traceback
 def handle_is_complete(
     event: Mapping[str, Any],
     *,
@@ -283,8 +344,11 @@ def handle_is_complete(
     request = CleanupRequest.from_properties(event.get("ResourceProperties", {}))
     timing = timing.for_request(request)
     now = clock()
-    started_at = float(event.get(STARTED_KEY, now))
-    give_up_at = float(event.get(DEADLINE_KEY, now + timing.total_timeout))
+    started_at = _started_at(event, now)
+    try:
+        give_up_at = float(event.get(DEADLINE_KEY, now + timing.total_timeout))
+    except (TypeError, ValueError):
+        give_up_at = started_at + timing.total_timeout - timing.report_margin
     if event.get(TEARDOWN_KEY) != "true":
         try:
             if not _teardown(event, cloudformation):
@@ -322,7 +386,7 @@ def handle_is_complete(
             "every job is gone",
             extra={
                 "jobs": len(request.job_ids),
-                "discovered": len(cleanup.discovered),
+                "discovered": sum(1 for entry in cleanup.ledger.entries() if not entry.named),
                 "iotCalls": cleanup.iot.calls,
             },
         )
@@ -333,21 +397,36 @@ def handle_is_complete(
 
 
 def timeout_message(cleanup: JobCleanup, elapsed: float) -> str:
-    """Which jobs are left and what to do, named while the message stays within its budget."""
-    count, described = cleanup.remaining_with_status()
-    of = f" of {len(cleanup.request.job_ids)}" if not cleanup.request.selection.has_filters else ""
-    head = f"Timed out after {elapsed:.0f} s with {count}{of} jobs not deleted: "
-    if cleanup.discovery_unfinished():
-        head = f"Timed out after {elapsed:.0f} s with {count} jobs known not deleted, more not examined yet: "
+    """How many selected jobs are really left (looked at again), which, and what to do,
+    named while the message stays within its budget."""
+    left, unchecked, described = cleanup.jobs_left()
+    named = len(cleanup.request.job_ids)
     tail = ". Deletions under way go on in IoT; run cdk destroy again to wait for them and delete the rest."
+    if left == 0 and cleanup.knows_no_job():
+        head = (
+            f"Timed out after {elapsed:.0f} s: IoT did not answer in time "
+            f"({counted(cleanup.iot.throttled, 'throttled answer')}), so the jobs left could not be counted"
+            + (f"; up to {counted(named, 'named job')} may be left" if named else "")
+            + ("; the filters' jobs were not examined" if cleanup.request.selection.has_filters else "")
+        )
+        return head + tail
+    if named and not cleanup.request.selection.has_filters:
+        head = f"Timed out after {elapsed:.0f} s with {left} of {counted(named, 'job')} not deleted"
+    else:
+        head = f"Timed out after {elapsed:.0f} s with {counted(left, 'job')} not deleted"
+    if unchecked:
+        head += f" ({unchecked} of them not looked at again)"
+    if cleanup.discovery_unfinished():
+        head += ", and more jobs the filters may select not examined yet"
+    head += ": " if described else ""
     budget = MAX_MESSAGE_BYTES - len((head + tail).encode()) - len(b", and 99999 more")
-    named: list[str] = []
+    shown_items: list[str] = []
     for item in described:
-        if len(", ".join([*named, item]).encode()) > budget:
+        if len(", ".join([*shown_items, item]).encode()) > budget:
             break
-        named.append(item)
-    more = f", and {count - len(named)} more" if count > len(named) else ""
-    return f"{head}{', '.join(named)}{more}{tail}"
+        shown_items.append(item)
+    more = f", and {left - len(shown_items)} more" if left > len(shown_items) and shown_items else ""
+    return f"{head}{', '.join(shown_items)}{more}{tail}"
 
 
 # --------------------------------------------------------------------------- Lambda

@@ -11,7 +11,9 @@ __all__ = [
     "DrainTimeoutError",
     "ForceRequiredError",
     "InvalidPropertiesError",
+    "RefusedError",
     "TransientError",
+    "counted",
     "shown",
 ]
 
@@ -26,6 +28,19 @@ class InvalidPropertiesError(CleanupError, ValueError):
 
 class ForceRequiredError(CleanupError):
     """A job is not in a terminal state and the cleanup does not allow force."""
+
+    def __init__(self, message: str, *, job_id: str = "", status: str = "") -> None:
+        super().__init__(message)
+        self.job_id, self.status = job_id, status
+
+
+class RefusedError(CleanupError):
+    """IoT refused a call on a selected job, for a reason the cleanup cannot work around
+    (an SCP, a permissions boundary, a namespace that does not match): the job is left."""
+
+    def __init__(self, message: str, *, job_id: str = "", operation: str = "", code: str = "") -> None:
+        super().__init__(message)
+        self.job_id, self.operation, self.code = job_id, operation, code
 
 
 class DrainTimeoutError(CleanupError):
@@ -47,6 +62,11 @@ class TransientError(Exception):
 _SHORT_REPR = reprlib.Repr()
 _SHORT_REPR.maxstring = _SHORT_REPR.maxother = 80
 _SHORT_REPR.maxlist = 5
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """``1 job``, ``2 jobs``: a count with its noun agreeing."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
 
 
 def shown(value: Any) -> str:

@@ -7,6 +7,11 @@ walk over IoT's listings (``discovery``) as slots free up; before reporting comp
 walk is repeated until it finds nothing left, so a job created during the teardown is not
 left behind. With a drain time, a running job is cancelled first and deleted once its
 devices have finished (or, with force, once the drain time is over).
+
+Each job's place is kept in a ``Ledger`` (one place per job, named transitions); every call
+that acts on a job goes through the ``Guard`` (the trust rules I1-I4). Success (``done``
+and ``all_gone``) is a final look: every named job described, and a whole walk that found
+no selected job left.
 """
 
 from __future__ import annotations
@@ -15,30 +20,26 @@ import logging
 import math
 import random as _random
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from .aws import (
-    DELETING,
-    DENIED_CODES,
-    GONE_CODES,
-    LIMIT_CODES,
-    RUNNING_STATUSES,
-    TERMINAL_STATUSES,
-    IotJobs,
-    error_code,
-    error_message,
-)
+from .aws import DELETING, RUNNING_STATUSES, IotJobs
 from .contract import CleanupRequest
-from .discovery import Discovery
-from .errors import CleanupError, DrainTimeoutError, ForceRequiredError, TransientError
+from .discovery import Discovery, Found
+from .errors import TransientError
+from .guard import CANCEL_REASON_CODE, Decision, Guard, Look, devices_busy
+from .ledger import Ledger, Place
 
-__all__ = ["DELETION_SLOTS", "Backoff", "JobCleanup", "devices_busy", "execution_count"]
+__all__ = [
+    "CANCEL_REASON_CODE",
+    "DELETION_SLOTS",
+    "Backoff",
+    "CleanupProgress",
+    "JobCleanup",
+    "devices_busy",
+    "execution_count",
+]
 
 logger = logging.getLogger("iot_job_cleanup")
 
@@ -47,7 +48,7 @@ LOOKAHEAD = DELETION_SLOTS  # discovered jobs ready beyond the free slots, to re
 FAST_POLL_INTERVAL = 0.5  # while one of our deletions is expected to finish
 DRAIN_CHECK_INTERVAL = 10.0  # how often draining jobs are looked at: their devices take minutes
 STATUSES_IN_REPORT = 20
-CANCEL_REASON_CODE = "IOT_JOB_CLEANUP"
+REPORT_SECONDS = 10.0  # how long the timeout report may spend looking at the jobs left
 
 
 @dataclass
@@ -76,12 +77,26 @@ def execution_count(job: Mapping[str, Any]) -> int:
     )
 
 
-def devices_busy(job: Mapping[str, Any]) -> int:
-    return int((job.get("jobProcessDetails") or {}).get("numberOfInProgressThings") or 0)
+@dataclass(frozen=True)
+class CleanupProgress:
+    """A snapshot of a cleanup, for a progress bar, a view or metrics: read, never re-derived."""
 
-
-def _seconds(value: Any, default: float) -> float:
-    return value.timestamp() if isinstance(value, datetime) else default
+    gone: int  # selected jobs seen gone in this run
+    deleting: int  # ours in DELETION_IN_PROGRESS
+    waiting: int  # selected, deletion not started
+    draining: int  # cancelled, devices busy
+    finishing: int  # left the deletion list, not yet seen gone
+    slots_in_use: int
+    slots_held_by_others: int
+    limit_exceeded: int  # LimitExceededException answers to our DeleteJob
+    throttled: int  # throttled answers to our calls
+    deletion_seconds: float | None  # how long our latest deletion took, at most
+    deleting_ids: tuple[str, ...]
+    not_started: tuple[str, ...]  # selected jobs whose deletion has not started, in line order
+    cancelled_not_deleted: tuple[str, ...]  # this run cancelled them; neither deleting nor gone
+    held_back: tuple[str, ...]  # selected, outside the jobs confirmed: never touched
+    not_ours: int  # found by the listings, judged outside the selection
+    discovery_finished: bool
 
 
 class JobCleanup:
@@ -100,10 +115,14 @@ class JobCleanup:
         drained_tail: int = 0,
         hard_stop: float = math.inf,
         cancel_comment: str = "Cancelled by IotJobCleanup before deleting it.",
+        marker: str = "cleanup",
+        drain_from: float | None = None,
+        confine_to: frozenset[str] | None = None,
     ) -> None:
         self.iot = iot
         self.iot.hard_stop = hard_stop
         self.request = request
+        self.named = frozenset(request.job_ids)
         self.order = order or request.job_ids
         # Named jobs were described before any deletion (plan): without that, each is looked
         # at before its DeleteJob, so a running one fails the cleanup before it is touched.
@@ -114,29 +133,60 @@ class JobCleanup:
         self.hard_stop = hard_stop  # the Lambda's own timeout, less a margin: never run past it
         self.clock = clock
         self.sleep = sleep
-        self.cancel_comment = cancel_comment
+        # With confine_to, only those jobs may be touched (an operator confirmed them).
+        self.confine_to = confine_to
+        self.guard = Guard(
+            iot,
+            request,
+            clock=clock,
+            marker=marker,
+            cancel_comment=cancel_comment,
+            drain_from=clock() if drain_from is None else drain_from,
+        )
+        self.ledger = Ledger()
         self.backoff = Backoff(random=random)  # LimitExceededException: reset by a deletion started
         self.retry_backoff = Backoff(random=random)  # transient errors: reset by a round that went through
-        self.pending: deque[str] = deque(self.order)
-        self.ours_deleting: set[str] = set()
-        self.deleting_anywhere: set[str] = set()
-        self.seen_gone: set[str] = set()  # seen gone during this invocation
-        self.unconfirmed: set[str] = set()  # left the deleting list; not yet seen gone
+        self.deleting_anywhere: set[str] = set()  # every job in DELETION_IN_PROGRESS, at the last poll
         self.no_delete_before = 0.0
-        self.started_at: dict[str, float] = {}  # deletions this invocation started
         self.last_poll_at: float | None = None
         self.duration: tuple[float, float] | None = None  # the latest deletion: longer, at most
-        # Discovery: the jobs the filters select, found this invocation.
-        self.discovered: set[str] = set()
         self.walk: Discovery | None = None
         self.walk_found_any = False
         self._new_walk()
-        # Admission: the look at a job just before its DeleteJob (namespace, force, drain).
-        self.admitted: set[str] = set()
-        self.not_ours: set[str] = set()
-        self.draining: dict[str, float] = {}  # job id -> when its drain time is over
         self.drains_checked_at = -math.inf
-        self.limit_exceeded = 0  # LimitExceededException answers to our DeleteJob
+        self.limit_exceeded = 0
+
+    # -- applying what a look showed
+
+    def _apply(self, look: Look, *, named: bool) -> None:
+        """Put the job where the guard's decision on a fresh look says (may cancel it now)."""
+        decision, ends = self.guard.decide(look)
+        job_id = look.job_id
+        if decision is Decision.GONE:
+            self.ledger.gone(job_id, named=named)
+        elif decision is Decision.NOT_OURS:
+            logger.info("not selected: left alone", extra={"jobId": job_id, "why": look.why})
+            self.ledger.not_ours(job_id)
+        elif decision is Decision.DELETING:
+            self.ledger.deleting(job_id, named=named)
+            self.deleting_anywhere.add(job_id)
+        elif decision is Decision.CANCEL:
+            self._cancel(look, named=named)
+        elif decision is Decision.WAIT_DEVICES:
+            assert ends is not None
+            self.ledger.drain(job_id, named=named, ends=ends)
+        else:
+            self.ledger.wait(job_id, named=named, front=True, clearance=self.guard.clear(look, named=named))
+
+    def _cancel(self, look: Look, *, named: bool) -> None:
+        again = self.guard.cancel(look, named=named)
+        if again is not None:  # it changed meanwhile: decide again from the new look
+            self._apply(again, named=named)
+            return
+        assert self.request.drain is not None
+        self.ledger.drain(
+            look.job_id, named=named, ends=self.clock() + self.request.drain, cancelled_by_us=True
+        )
 
     # -- reading the state from IoT
 
@@ -154,54 +204,64 @@ class JobCleanup:
             if self.clock() >= self.hard_stop:
                 unplanned.append(job_id)
                 continue
-            job = self.iot.describe(job_id)
-            if job is None:
-                self.seen_gone.add(job_id)
-                touched.append(job_id)
-            elif job["status"] == DELETING:
-                self.ours_deleting.add(job_id)
-                touched.append(job_id)
-            elif self._drains(job_id, job):
+            look = self.guard.look(job_id, named=True)
+            decision, _ = self.guard.decide(look)  # a job that needs force fails the cleanup here
+            if decision is Decision.DELETE:
+                assert look.job is not None
+                untouched.append((-execution_count(look.job), position, job_id))
+                continue
+            self._apply(look, named=True)
+            if self.ledger.place(job_id) is Place.DRAINING:
                 drained.append(job_id)
+            elif self.ledger.place(job_id) is Place.WAITING:  # cancelled, then found deletable
+                untouched.append((0, position, job_id))
             else:
-                self._require_deletable(job_id, job["status"])
-                self.admitted.add(job_id)
-                untouched.append((-execution_count(job), position, job_id))
-        self.pending = deque([*(job_id for *_, job_id in sorted(untouched)), *unplanned])
-        self.order = (*touched, *self.pending, *drained)
+                touched.append(job_id)
+        pending = [*(job_id for *_, job_id in sorted(untouched)), *unplanned]
+        for job_id in pending:
+            self.ledger.wait(job_id, named=True)
+        self.order = (*touched, *pending, *drained)
         self.planned = True
         self.drained_tail = len(drained)
-        self.deleting_anywhere = self.iot.deleting_job_ids() | self.ours_deleting
+        self.deleting_anywhere = self.iot.deleting_job_ids() | set(self.ledger.at(Place.DELETING))
         return self.order
 
     def survey(self) -> None:
+        """At the start of an invocation: where the named jobs stand, from IoT."""
         self.deleting_anywhere = self.iot.deleting_job_ids()
         split = len(self.order) - self.drained_tail
         ids, drained = self.order[:split], self.order[split:]
         frontier = self._first_untouched(ids)
-        self.pending = deque(job_id for job_id in ids[frontier:] if job_id not in self.draining)
-        self.ours_deleting = {job_id for job_id in ids[:frontier] if job_id in self.deleting_anywhere}
+        for job_id in ids[:frontier]:
+            if job_id in self.deleting_anywhere:
+                self.ledger.deleting(job_id, named=True)
+        for job_id in ids[frontier:]:
+            if self.ledger.place(job_id) in (None, Place.WAITING):
+                self.ledger.wait(job_id, named=True)
         for job_id in drained:  # few: each looked at
-            status = DELETING if job_id in self.deleting_anywhere else self._status(job_id)
-            if status == DELETING:
-                self.ours_deleting.add(job_id)
-            elif status is not None and job_id not in self.draining and job_id not in self.pending:
-                self.pending.append(job_id)
+            if job_id in self.deleting_anywhere:
+                self.ledger.deleting(job_id, named=True)
+            elif self.ledger.place(job_id) in (None, Place.WAITING):
+                look = self.guard.look(job_id, named=True, judge=False)
+                if look.gone:
+                    self.ledger.gone(job_id, named=True)
+                else:  # looked at again before its deletion: drain, identity, force
+                    self.ledger.wait(job_id, named=True)
         self._adopt_discovered_deletions()
 
     def _adopt_discovered_deletions(self) -> None:
         """Deletions under way of jobs the filters select are ours to wait for."""
         if self.walk is None:
             return
-        for job_id in sorted(self.deleting_anywhere - set(self.request.job_ids) - self.ours_deleting):
-            if job_id in self.not_ours or not self.request.selection.id_may_match(job_id):
+        for job_id in sorted(self.deleting_anywhere - self.named):
+            place = self.ledger.place(job_id)
+            if place in (Place.NOT_OURS, Place.DELETING) or not self.request.selection.id_may_match(job_id):
                 continue
-            job = self._describe_discovered(job_id)
-            if job is not None and self.walk.matches(job):
-                self.ours_deleting.add(job_id)
-                self.discovered.add(job_id)
-            elif job is not None:
-                self.not_ours.add(job_id)
+            look = self.guard.look(job_id, named=False)
+            if look.selected and look.status == DELETING:
+                self.ledger.deleting(job_id, named=False)
+            elif not look.selected and not look.gone:
+                self.ledger.not_ours(job_id)
 
     def _first_untouched(self, ids: tuple[str, ...]) -> int:
         low, high = 0, len(ids)
@@ -216,13 +276,10 @@ class JobCleanup:
     def _touched(self, job_id: str) -> bool:
         if job_id in self.deleting_anywhere:
             return True
-        return self._status(job_id) in (None, DELETING)
-
-    def _status(self, job_id: str) -> str | None:
-        status = self.iot.status(job_id)
-        if status is None:
-            self.seen_gone.add(job_id)
-        return status
+        look = self.guard.look(job_id, named=True, judge=False)
+        if look.gone:
+            self.ledger.gone(job_id, named=True)
+        return look.gone or look.status == DELETING
 
     def refresh(self) -> None:
         """One poll: which deletions are still under way.
@@ -233,14 +290,18 @@ class JobCleanup:
         """
         polled_before, self.last_poll_at = self.last_poll_at, self.clock()
         self.deleting_anywhere = self.iot.deleting_job_ids()
-        vanished = self.ours_deleting - self.deleting_anywhere
-        self.ours_deleting -= vanished
-        self.unconfirmed |= vanished
+        vanished = [
+            job_id for job_id in self.ledger.at(Place.DELETING) if job_id not in self.deleting_anywhere
+        ]
         # The most recently started of them says most about the deletions still running.
-        for job_id in sorted(vanished & self.started_at.keys(), key=lambda job: (self.started_at[job], job)):
-            started = self.started_at.pop(job_id)
-            if polled_before is not None and polled_before > started:
-                self.duration = (polled_before - started, self.last_poll_at - started)
+        started = {job_id: entry.started_at for job_id in vanished if (entry := self.ledger.get(job_id))}
+        for job_id in sorted((j for j in vanished if started[j] is not None), key=lambda j: (started[j], j)):
+            began = started[job_id]
+            assert began is not None
+            if polled_before is not None and polled_before > began:
+                self.duration = (polled_before - began, self.last_poll_at - began)
+        for job_id in vanished:
+            self.ledger.left_list(job_id)
 
     def next_poll_in(self, poll_interval: float) -> float:
         """Poll fast while a deletion of ours is expected to finish, else every interval.
@@ -251,49 +312,52 @@ class JobCleanup:
         Only while no one else is deleting: under contention a resource that polled faster
         would keep taking back the slots it frees, and the others would wait.
         """
-        others_deleting = self.deleting_anywhere - set(self.request.job_ids) - self.discovered
+        others_deleting = {job_id for job_id in self.deleting_anywhere if job_id not in self.ledger}
         if self.duration is None or others_deleting:
             return poll_interval
         shortest, longest = self.duration
         now = self.clock()
-        windows = [(s + shortest, s + longest + poll_interval) for s in self.started_at.values()]
+        starts = [e.started_at for e in self.ledger.entries() if e.started_at is not None]
+        windows = [(s + shortest, s + longest + poll_interval) for s in starts]
         if any(start <= now <= end for start, end in windows):
             return FAST_POLL_INTERVAL
         upcoming = [start - now for start, _ in windows if start > now]
         return max(FAST_POLL_INTERVAL / 5, min([poll_interval, *upcoming]))
 
     def confirm_gone(self) -> None:
-        for job_id in sorted(self.unconfirmed):
-            self.unconfirmed.discard(job_id)
-            if job_id in self.discovered:
-                job = self._describe_discovered(job_id)
-                status = None if job is None else job["status"]
-            else:
-                status = self._status(job_id)
-            if status is None:
-                self.seen_gone.add(job_id)
-            elif status == DELETING:  # the list lagged behind
-                self.ours_deleting.add(job_id)
+        for job_id in self.ledger.at(Place.FINISHING):
+            entry = self.ledger.get(job_id)
+            named = bool(entry and entry.named)
+            look = self.guard.look(job_id, named=named, judge=False)
+            if look.gone:
+                self.ledger.gone(job_id, named=named)
+            elif look.status == DELETING:  # the list lagged behind
+                self.ledger.deleting(job_id, named=named)
                 self.deleting_anywhere.add(job_id)
-            elif job_id not in self.discovered:  # deleted, then created again
-                self.pending.appendleft(job_id)
-                self.admitted.discard(job_id)
-            # A discovered job created again under the same id is for the next walk to judge.
+            elif look.job is None:  # a refusal judged it not ours
+                self.ledger.not_ours(job_id)
+            else:  # deleted, then created again: a new job, looked at before anything is done to it
+                self.ledger.wait(job_id, named=named, front=named)
 
     # -- discovery
 
     def _new_walk(self) -> None:
         if not self.request.selection.has_filters:
             return
-        self.walk = Discovery(self.iot, self.request.selection, clock=self.clock)
+        self.walk = Discovery(self.iot, self.request.selection, clock=self.clock, look=self._look_found)
         self.walk_found_any = False
+
+    def _look_found(self, job_id: str) -> Mapping[str, Any] | None:
+        """For the walk: a found job's description (None when gone or, by I3, not ours)."""
+        look = self.guard.look(job_id, named=False, judge=False)
+        return look.job
 
     def refill(self, ready: int) -> None:
         """Walk on while fewer than ``ready`` jobs wait for a slot."""
         while (
             self.walk is not None
             and not self.walk.exhausted
-            and len(self.pending) < ready
+            and len(self.ledger.queue) < ready
             and self.clock() < self.hard_stop
         ):
             try:
@@ -303,19 +367,29 @@ class JobCleanup:
                 break
             if found is None:
                 break
-            if found.job_id in self.not_ours:
-                continue
-            self.walk_found_any = True
-            if found.job_id in self.ours_deleting or found.job_id in self.draining:
-                continue
-            self.discovered.add(found.job_id)
-            if found.status == DELETING:
-                self.ours_deleting.add(found.job_id)
-                self.deleting_anywhere.add(found.job_id)
-            elif found.job_id not in self.pending:
-                self.pending.append(found.job_id)
-                if self.request.drain is not None and found.status in RUNNING_STATUSES:
-                    self._admit(found.job_id)  # cancel it now: no device starts it while slots are busy
+            self._found(found)
+
+    def _found(self, found: Found) -> None:
+        place = self.ledger.place(found.job_id)
+        if place in (Place.NOT_OURS, Place.HELD_BACK):
+            return
+        if self.confine_to is not None and found.job_id not in self.confine_to:
+            logger.info(
+                "selected, but not among the jobs confirmed: left alone", extra={"jobId": found.job_id}
+            )
+            self.ledger.held_back(found.job_id)
+            return
+        self.walk_found_any = True
+        if place in (Place.DELETING, Place.DRAINING, Place.WAITING):
+            return
+        if found.status == DELETING:
+            self.ledger.deleting(found.job_id, named=False)
+            self.deleting_anywhere.add(found.job_id)
+            return
+        self.ledger.wait(found.job_id, named=False)
+        if self.request.drain is not None and found.status in RUNNING_STATUSES:
+            # Cancel it now: no device starts it while the slots are busy.
+            self._apply(self.guard.look(found.job_id, named=False), named=False)
 
     def discovery_settled(self) -> bool:
         """True once a whole walk found no selected job left; starts the next walk when due."""
@@ -325,240 +399,103 @@ class JobCleanup:
             return False
         if not self.walk_found_any:
             return True
-        if self.pending or self.ours_deleting or self.unconfirmed or self.draining:
+        if self.ledger.at(Place.WAITING, Place.DELETING, Place.FINISHING, Place.DRAINING):
             return False
         self._new_walk()  # the last walk found jobs, all gone now: look again for any left
         return False
 
-    def _describe_discovered(self, job_id: str) -> Mapping[str, Any] | None:
-        """DescribeJob of a job found by the filters; a refusal (IAM's tag conditions) means
-        the job is not ours, and it is left alone."""
-        try:
-            return self.iot.describe(job_id)
-        except ClientError as exc:
-            if error_code(exc) not in DENIED_CODES:
-                raise
-            logger.info("not allowed to look at the job: not ours, left alone", extra={"jobId": job_id})
-            self._forget(job_id)
-            return None
-
-    def _forget(self, job_id: str) -> None:
-        self.not_ours.add(job_id)
-        self.admitted.discard(job_id)
-        self.discovered.discard(job_id)
-        self.ours_deleting.discard(job_id)
-        self.draining.pop(job_id, None)
-        if job_id in self.pending:
-            self.pending.remove(job_id)
-
-    # -- admission and drain
-
-    def _look_at(self, job_id: str) -> Mapping[str, Any] | None:
-        """DescribeJob; for a job the filters found, a refusal means it is not ours."""
-        return self._describe_discovered(job_id) if job_id in self.discovered else self.iot.describe(job_id)
-
-    def _admit(self, job_id: str) -> bool:
-        """Look at the job just before deleting it: True when it is to be deleted now.
-
-        Only a job this returned True for counts as admitted: a look (or a cancel) that
-        failed is made again before any DeleteJob.
-        """
-        job = self._look_at(job_id)
-        if job is None:
-            if job_id not in self.not_ours:
-                self.seen_gone.add(job_id)
-            return False
-        if job_id in self.discovered and not self._still_selected(job):
-            self._forget(job_id)
-            return False
-        if job["status"] == DELETING:
-            self.ours_deleting.add(job_id)
-            self.deleting_anywhere.add(job_id)
-            return False
-        if self._drains(job_id, job):
-            return False
-        self._require_deletable(job_id, job["status"])
-        self.admitted.add(job_id)
-        return True
-
-    def _still_selected(self, job: Mapping[str, Any]) -> bool:
-        """A found job, right before its deletion: in our namespace, and (asked afresh) with our tags."""
-        if self.walk is None:
-            return False
-        if not self.walk.in_namespace(job):
-            logger.info("job in another namespace: not ours, left alone", extra={"jobId": job["jobId"]})
-            return False
-        if self.request.selection.tags and not self.walk.carries_tags_now(job):
-            logger.info("job without our tags now: not ours, left alone", extra={"jobId": job["jobId"]})
-            return False
-        return True
-
-    def _drains(self, job_id: str, job: Mapping[str, Any]) -> bool:
-        """With a drain time: cancel a running job, and wait while its devices are busy.
-
-        A cancelled job is terminal to IoT, so the executions, not the status, tell whether
-        devices are still at work; the drain time counts from the job's cancellation.
-        """
-        if self.request.drain is None:
-            return False
-        status = job["status"]
-        if status in RUNNING_STATUSES:
-            self.iot.cancel(job_id, CANCEL_REASON_CODE, self.cancel_comment)
-            logger.info("job cancelled; waiting for its devices", extra={"jobId": job_id})
-            cancelled_at = self.clock()
-        elif status in TERMINAL_STATUSES and devices_busy(job):
-            cancelled_at = _seconds(job.get("completedAt") or job.get("lastUpdatedAt"), self.clock())
-        else:
-            return False
-        self.draining[job_id] = cancelled_at + self.request.drain
-        if job_id in self.pending:
-            self.pending.remove(job_id)
-        return True
+    # -- drain
 
     def check_drains(self, poll_interval: float) -> None:
-        """Draining jobs whose devices are done go next; those past their drain time are
-        deleted with force, or fail the cleanup without it."""
-        if not self.draining or self.clock() < self.drains_checked_at + max(
-            poll_interval, DRAIN_CHECK_INTERVAL
-        ):
+        """Draining jobs, looked at again: those whose devices are done go next; those past
+        their drain time are deleted with force, or fail the cleanup without it; a job
+        created again under a drained job's id is judged afresh."""
+        draining = self.ledger.at(Place.DRAINING)
+        if not draining or self.clock() < self.drains_checked_at + max(poll_interval, DRAIN_CHECK_INTERVAL):
             return
         self.drains_checked_at = self.clock()
-        for job_id, deadline in sorted(self.draining.items(), key=lambda item: item[1]):
-            job = self._look_at(job_id)
-            if job_id not in self.draining:  # not ours after all
-                continue
-            busy = job is not None and job["status"] != DELETING and devices_busy(job) > 0
-            if busy and self.clock() < deadline:
-                continue  # its devices still have time
-            if busy:
-                self._drain_time_over(job_id, job)  # without force, the cleanup fails here
-            del self.draining[job_id]
-            if job is None:
-                self.seen_gone.add(job_id)
-            elif job["status"] == DELETING:
-                self.ours_deleting.add(job_id)
-            else:
-                self.pending.appendleft(job_id)
-                self.admitted.add(job_id)
+        for job_id in sorted(draining, key=lambda job: (self._drain_ends(job), job)):
+            entry = self.ledger.get(job_id)
+            assert entry is not None
+            self._apply(self.guard.look(job_id, named=entry.named), named=entry.named)
 
-    def _drain_time_over(self, job_id: str, job: Mapping[str, Any]) -> None:
-        if self.request.force:
-            logger.warning("drain time over with devices busy: deleting with force", extra={"jobId": job_id})
-            return
-        devices = self.iot.devices_in_progress(job_id)
-        named = ", ".join(devices) + (", ..." if devices_busy(job) > len(devices) else "")
-        raise DrainTimeoutError(
-            f"Job {job_id!r} was cancelled, but {devices_busy(job)} of its devices were still running it "
-            f"when the drain time of {self.request.drain:.0f} s was over ({named}); it was left as it is. "
-            "Give the devices longer (drain), or set force=True to delete it anyway."
-        )
+    def _drain_ends(self, job_id: str) -> float:
+        entry = self.ledger.get(job_id)
+        return entry.drain_ends if entry and entry.drain_ends is not None else self.clock()
 
     # -- acting
 
     def free_slots(self) -> int:
-        return max(0, DELETION_SLOTS - len(self.deleting_anywhere | self.ours_deleting))
+        ours = set(self.ledger.at(Place.DELETING))
+        return max(0, DELETION_SLOTS - len(self.deleting_anywhere | ours))
+
+    def _needs_a_look(self, named: bool) -> bool:
+        """Whether a DeleteJob needs a look first (I1): every job the filters found; with a
+        drain time every job (so a running one is cancelled first, and a job created again
+        under its id is judged afresh); named jobs not described by a plan."""
+        return not named or self.request.drain is not None or not self.planned
 
     def start_deletions(self) -> int:
         """Start deletions while slots are free; returns how many were started."""
         started = 0
-        while (
-            self.pending and self.free_slots() > 0 and self.no_delete_before <= self.clock() < self.hard_stop
-        ):
-            job_id = self.pending[0]
-            needs_a_look = job_id not in self.admitted and (
-                job_id in self.discovered or self.request.drain is not None or not self.planned
-            )
-            if needs_a_look and not self._admit(job_id):
-                self._take_from_pending(job_id)
-                continue
-            outcome = self._delete(job_id)
+        queue = self.ledger.queue
+        while queue and self.free_slots() > 0 and self.no_delete_before <= self.clock() < self.hard_stop:
+            job_id = queue[0]
+            entry = self.ledger.get(job_id)
+            assert entry is not None
+            clearance = entry.clearance
+            if clearance is None or not self.guard.fresh(clearance):  # type: ignore[arg-type]
+                if self._needs_a_look(entry.named):
+                    look = self.guard.look(job_id, named=entry.named)
+                    if self.guard.decide(look)[0] is not Decision.DELETE:
+                        self._apply(look, named=entry.named)
+                        continue
+                    clearance = self.guard.clear(look, named=entry.named)
+                else:
+                    clearance = self.guard.clear_by_id(job_id)
+            outcome, again = self.guard.delete(clearance)  # type: ignore[arg-type]
             if outcome == "limit":
                 self.limit_exceeded += 1
+                self.ledger.wait(job_id, named=entry.named, front=True)
                 self.no_delete_before = self.clock() + self.backoff.next_delay()
                 logger.info("deletion slots are full; backing off", extra={"jobId": job_id})
                 break
-            self._take_from_pending(job_id)
-            if outcome in ("started", "deleting"):
-                self.ours_deleting.add(job_id)
-                self.deleting_anywhere.add(job_id)
             if outcome == "started":
-                started += 1
-                self.started_at[job_id] = self.clock()
+                self.ledger.start(job_id, clearance, at=self.clock())
+                self.deleting_anywhere.add(job_id)
                 self.backoff.reset()
+                started += 1
+            else:
+                assert again is not None
+                self._apply(again, named=entry.named)
         return started
-
-    def _take_from_pending(self, job_id: str) -> None:
-        """Done with the first job in line, unless looking at it already took it out."""
-        if self.pending and self.pending[0] == job_id:
-            self.pending.popleft()
-
-    def _delete(self, job_id: str) -> str:
-        try:
-            self.iot.delete(job_id, self.request.force)
-            logger.info("deletion started", extra={"jobId": job_id})
-            return "started"
-        except ClientError as exc:
-            code = error_code(exc)
-            if code in GONE_CODES:
-                self.seen_gone.add(job_id)
-                return "gone"
-            if code in LIMIT_CODES:
-                return "limit"
-            if code in DENIED_CODES and job_id in self.discovered:
-                logger.info("not allowed to delete the job: not ours, left alone", extra={"jobId": job_id})
-                self._forget(job_id)
-                return "skipped"
-            return self._explain_refusal(job_id, exc)
-
-    def _explain_refusal(self, job_id: str, exc: ClientError) -> str:
-        status = self._status(job_id)
-        if status is None:
-            return "gone"
-        if status == DELETING:
-            logger.info("deletion already under way; waiting for it", extra={"jobId": job_id})
-            return "deleting"
-        self._require_deletable(job_id, status)
-        raise CleanupError(
-            f"IoT refused to delete job {job_id!r} (status {status}): {error_code(exc)}: {error_message(exc)}"
-        ) from exc
-
-    def _require_deletable(self, job_id: str, status: str) -> None:
-        if not self.request.force and status not in TERMINAL_STATUSES:
-            raise ForceRequiredError(
-                f"Job {job_id!r} is {status}: without force only COMPLETED or CANCELED jobs "
-                "can be deleted, so it was left as it is. Cancel the job first, set a drain time "
-                "to have it cancelled and deleted once its devices finish, or set force=True "
-                '(Force: "true") to delete it while it runs.'
-            )
 
     def done(self) -> bool:
         return (
-            not self.pending
-            and not self.ours_deleting
-            and not self.unconfirmed
-            and not self.draining
+            not self.ledger.at(Place.WAITING, Place.DELETING, Place.FINISHING, Place.DRAINING)
             and self.discovery_settled()
         )
 
     def all_gone(self) -> bool:
-        """Check every named job not yet seen gone; requeue any that still exists.
-
-        The frontier search trusts list order; this sweep is what catches a job that
-        someone else deleted, or created again, out of that order.
+        """The final look at every named job (I2), whatever was seen of it before: any that
+        exists again is put back in line. The frontier search trusts list order; this is
+        what catches a job that someone else deleted, or created again, out of that order.
         """
-        stragglers: list[str] = []
+        stragglers = 0
         for job_id in self.order:
-            if job_id in self.seen_gone:
-                continue
             if self.clock() >= self.hard_stop:
-                return False  # the next invocation checks again
-            status = self._status(job_id)
-            if status == DELETING:
-                self.ours_deleting.add(job_id)
-            elif status is not None:
-                stragglers.append(job_id)
-        self.pending.extendleft(reversed(stragglers))
-        return not stragglers and not self.ours_deleting
+                return False  # the next invocation looks again
+            look = self.guard.look(job_id, named=True, judge=False)
+            if look.gone:
+                self.ledger.gone(job_id, named=True)
+            elif look.status == DELETING:
+                self.ledger.deleting(job_id, named=True)
+                self.deleting_anywhere.add(job_id)
+                stragglers += 1
+            else:
+                self.ledger.wait(job_id, named=True)
+                stragglers += 1
+        return stragglers == 0
 
     # -- the loop
 
@@ -614,30 +551,75 @@ class JobCleanup:
 
     # -- reporting
 
-    def remaining(self) -> Iterator[tuple[str, str]]:
-        """(job id, what holds it) for every job known not to be gone yet."""
-        for job_id in sorted(self.ours_deleting):
-            yield job_id, DELETING
-        for job_id, deadline in sorted(self.draining.items(), key=lambda item: item[1]):
-            yield job_id, f"cancelled, devices busy, drain ends in {max(0.0, deadline - self.clock()):.0f} s"
-        for job_id in self.pending:
-            if job_id not in self.ours_deleting:
-                yield job_id, "waiting for a deletion slot"
+    def progress(self) -> CleanupProgress:
+        ledger = self.ledger
+        ours = set(ledger.at(Place.DELETING))
+        in_use = self.deleting_anywhere | ours
+        return CleanupProgress(
+            gone=ledger.count(Place.GONE),
+            deleting=len(ours),
+            waiting=ledger.count(Place.WAITING),
+            draining=ledger.count(Place.DRAINING),
+            finishing=ledger.count(Place.FINISHING),
+            slots_in_use=len(in_use),
+            slots_held_by_others=len(in_use - ours - {e.job_id for e in ledger.entries()}),
+            limit_exceeded=self.limit_exceeded,
+            throttled=self.iot.throttled,
+            deletion_seconds=self.duration[1] if self.duration else None,
+            deleting_ids=tuple(sorted(ours)),
+            not_started=tuple(ledger.queue),
+            cancelled_not_deleted=tuple(
+                e.job_id
+                for e in ledger.entries()
+                if e.cancelled_by_us and e.place in (Place.DRAINING, Place.WAITING)
+            ),
+            held_back=tuple(ledger.at(Place.HELD_BACK)),
+            not_ours=ledger.count(Place.NOT_OURS),
+            discovery_finished=self.walk is None or self.walk.exhausted,
+        )
 
-    def remaining_with_status(self, limit: int = STATUSES_IN_REPORT) -> tuple[int, list[str]]:
-        """Jobs not known to be gone, and 'id (status)' for the first ``limit`` of them."""
-        remaining = list(self.remaining())
+    def remaining(self) -> Iterator[tuple[str, str]]:
+        """(job id, what holds it) for every job the cleanup knows is not gone yet."""
+        for job_id in self.ledger.at(Place.DELETING):
+            yield job_id, DELETING
+        for job_id in sorted(self.ledger.at(Place.DRAINING), key=self._drain_ends):
+            ends = self._drain_ends(job_id)
+            yield job_id, f"cancelled, devices busy, drain ends in {max(0.0, ends - self.clock()):.0f} s"
+        for job_id in self.ledger.at(Place.FINISHING):
+            yield job_id, "deletion finishing"
+        for job_id in self.ledger.queue:
+            yield job_id, "waiting for a deletion slot"
+
+    def jobs_left(self, limit: int = STATUSES_IN_REPORT) -> tuple[int, int, list[str]]:
+        """The jobs really left, looked at again: (how many, how many of them could not be
+        looked at again, 'id (status, what holds it)' for the first ``limit``)."""
+        left, unchecked = 0, 0
         described: list[str] = []
-        for job_id, holding in remaining[:limit]:
-            if holding != "waiting for a deletion slot":
-                described.append(f"{job_id} ({holding})")
+        look_until = min(self.hard_stop, self.clock() + REPORT_SECONDS)
+        for job_id, holding in list(self.remaining()):
+            if holding == DELETING and job_id in self.deleting_anywhere:
+                left += 1
+                if len(described) < limit:
+                    described.append(f"{job_id} ({DELETING})")
                 continue
-            try:
-                status = self.iot.status(job_id)
-            except (TransientError, ClientError):
-                status = "status unknown"
-            described.append(f"{job_id} ({status or 'gone'}, {holding})")
-        return len(remaining), described
+            status: str | None = "status unknown"
+            if self.clock() < look_until:
+                try:
+                    status = self.iot.status(job_id)
+                except Exception:  # a report never fails on a look
+                    unchecked += 1
+            else:
+                unchecked += 1
+            if status is None:  # gone after all: not left
+                continue
+            left += 1
+            if len(described) < limit:
+                described.append(f"{job_id} ({status}, {holding})")
+        return left, unchecked, described
+
+    def knows_no_job(self) -> bool:
+        """Nothing was learnt of any job (IoT never answered the first looks)."""
+        return next(self.ledger.entries(), None) is None
 
     def discovery_unfinished(self) -> bool:
         return self.walk is not None and not self.walk.exhausted

@@ -2,6 +2,10 @@
 
 A Delete also comes when an update renames, moves or removes the resource, or rolls back:
 then the stack lives on, and so do its jobs. The status of the stack in the event tells.
+A nested stack is torn down also when its parent's update removes, renames or replaces it,
+while the root stack lives on: its own status is DELETE_IN_PROGRESS then. So the rule
+follows the root stack (``RootId`` in DescribeStacks): a nested stack's cleanup deletes only
+when its root stack is being deleted, or the root's creation rolls back.
 """
 
 from __future__ import annotations
@@ -20,11 +24,19 @@ TEARDOWN_STATUSES = frozenset({"DELETE_IN_PROGRESS", "ROLLBACK_IN_PROGRESS"})
 
 
 def stack_status(cloudformation: Any, stack_id: str) -> str:
-    """The stack's status from CloudFormation (DescribeStacks on the stack id or name).
+    """The status that decides (the root stack's, for a nested stack) from CloudFormation.
 
     Raises ``TransientError`` when the answer may come on a later try, and ``CleanupError``
     naming the permission to grant when the caller may not ask.
     """
+    stack = _describe(cloudformation, stack_id)
+    root_id = stack.get("RootId")
+    if root_id and root_id != stack.get("StackId", stack_id):
+        return str(_describe(cloudformation, str(root_id))["StackStatus"])
+    return str(stack["StackStatus"])
+
+
+def _describe(cloudformation: Any, stack_id: str) -> Any:
     try:
         stacks = call_aws(cloudformation, "describe_stacks", StackName=stack_id)["Stacks"]
     except ClientError as exc:
@@ -38,7 +50,9 @@ def stack_status(cloudformation: Any, stack_id: str) -> str:
             f"CloudFormation could not describe the stack {stack_id} ({error_code(exc)}: "
             f"{error_message(exc)}), so nothing was deleted."
         ) from exc
-    return str(stacks[0]["StackStatus"])
+    if not stacks:
+        raise CleanupError(f"CloudFormation knows no stack {stack_id}, so nothing was deleted.")
+    return stacks[0]
 
 
 def is_teardown(status: str) -> bool:

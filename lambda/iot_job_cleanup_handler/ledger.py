@@ -1,0 +1,159 @@
+"""Where each job stands in a cleanup: one place per job, changed only by named transitions.
+
+    (found) --wait--> WAITING --start--> DELETING --left_list--> FINISHING --gone--> GONE
+                         |  ^                ^                        |
+                  drain  |  | wait           | deleting               | wait (created again)
+                         v  |                |                        v
+                       DRAINING -------------+                     WAITING
+    any discovered job --not_ours--> NOT_OURS;  outside ``confine_to`` --held_back--> HELD_BACK
+
+A job enters the ledger when the cleanup learns of it (named in JobIds, or found by the
+filters). ``WAITING`` jobs keep their order in a queue: the next deletion is its head.
+Only ``start`` says that our DeleteJob was accepted, and it takes the clearance the guard
+gave (``guard``): no job reaches ``DELETING`` by our hand without one.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
+
+__all__ = ["Entry", "Ledger", "Place"]
+
+
+class Place(Enum):
+    WAITING = "waiting for a deletion slot"
+    DRAINING = "cancelled, devices busy"
+    DELETING = "DELETION_IN_PROGRESS"
+    FINISHING = "left the deletion list, not yet seen gone"
+    GONE = "gone"
+    NOT_OURS = "not selected"
+    HELD_BACK = "selected, outside the jobs confirmed"
+
+
+# Where each transition may come from (None: a job the ledger does not hold yet).
+_FROM: dict[str, frozenset[Place | None]] = {
+    "wait": frozenset({None, Place.WAITING, Place.DRAINING, Place.FINISHING, Place.GONE, Place.DELETING}),
+    "drain": frozenset({None, Place.WAITING, Place.DRAINING}),
+    "deleting": frozenset({None, Place.WAITING, Place.DRAINING, Place.FINISHING, Place.DELETING}),
+    "left_list": frozenset({Place.DELETING}),
+    "gone": frozenset(set(Place) - {Place.NOT_OURS, Place.HELD_BACK} | {None}),
+    "not_ours": frozenset(set(Place) | {None}),
+    "held_back": frozenset({None, Place.WAITING}),
+}
+
+
+class IllegalTransitionError(AssertionError):
+    """A bug in the engine: a job was moved where it cannot go from where it is."""
+
+
+@dataclass
+class Entry:
+    job_id: str
+    named: bool  # in JobIds (selected by id), else found by the filters
+    place: Place
+    drain_ends: float | None = None  # DRAINING: when its devices' time is over
+    started_at: float | None = None  # DELETING: when our DeleteJob was accepted (this invocation)
+    cancelled_by_us: bool = False  # this run sent the CancelJob
+    clearance: object | None = None  # WAITING: the guard's leave to delete it, from a look just made
+
+
+class Ledger:
+    """Every job the cleanup knows of, and where it stands."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, Entry] = {}
+        self.queue: deque[str] = deque()  # the WAITING jobs, next deletion first
+
+    # -- reading
+
+    def __contains__(self, job_id: object) -> bool:
+        return job_id in self._entries
+
+    def get(self, job_id: str) -> Entry | None:
+        return self._entries.get(job_id)
+
+    def place(self, job_id: str) -> Place | None:
+        entry = self._entries.get(job_id)
+        return entry.place if entry else None
+
+    def at(self, *places: Place) -> list[str]:
+        """The jobs in these places, sorted (the queue keeps its own order)."""
+        return sorted(job_id for job_id, entry in self._entries.items() if entry.place in places)
+
+    def entries(self) -> Iterator[Entry]:
+        return iter(self._entries.values())
+
+    def count(self, place: Place) -> int:
+        return sum(1 for entry in self._entries.values() if entry.place is place)
+
+    # -- the transitions
+
+    def _move(self, transition: str, job_id: str, named: bool, place: Place) -> Entry:
+        entry = self._entries.get(job_id)
+        if (entry.place if entry else None) not in _FROM[transition]:
+            raise IllegalTransitionError(f"{transition} of {job_id!r} from {entry.place if entry else None}")
+        if entry is None:
+            entry = self._entries[job_id] = Entry(job_id, named, place)
+        if entry.place is Place.WAITING and place is not Place.WAITING and job_id in self.queue:
+            self.queue.remove(job_id)
+        entry.place = place
+        entry.clearance = None
+        if place is not Place.DRAINING:
+            entry.drain_ends = None
+        if place is not Place.DELETING:
+            entry.started_at = None
+        return entry
+
+    def wait(self, job_id: str, *, named: bool, front: bool = False, clearance: object = None) -> None:
+        """Selected and not being deleted: in line for a slot (``front``: next), with the
+        guard's ``clearance`` when a look just now found it deletable."""
+        was_waiting = self.place(job_id) is Place.WAITING
+        self._move("wait", job_id, named, Place.WAITING).clearance = clearance
+        if was_waiting and job_id in self.queue:
+            if not front:
+                return
+            self.queue.remove(job_id)
+        if front:
+            self.queue.appendleft(job_id)
+        else:
+            self.queue.append(job_id)
+
+    def drain(self, job_id: str, *, named: bool, ends: float, cancelled_by_us: bool = False) -> None:
+        """Cancelled (by us or before): waiting for its devices until ``ends``."""
+        entry = self._move("drain", job_id, named, Place.DRAINING)
+        entry.drain_ends = ends
+        entry.cancelled_by_us = entry.cancelled_by_us or cancelled_by_us
+
+    def start(self, job_id: str, clearance: object, *, at: float) -> None:
+        """Our DeleteJob was accepted. ``clearance`` is the guard's, for this job."""
+        if getattr(clearance, "job_id", None) != job_id:
+            raise IllegalTransitionError(f"start of {job_id!r} without the guard's clearance for it")
+        entry = self._entries.get(job_id)
+        named = entry.named if entry else bool(getattr(clearance, "named", False))
+        self._move("deleting", job_id, named, Place.DELETING).started_at = at
+
+    def deleting(self, job_id: str, *, named: bool) -> None:
+        """Seen in DELETION_IN_PROGRESS (started by an earlier invocation, or the list lagged)."""
+        started = self.get(job_id).started_at if job_id in self else None
+        self._move("deleting", job_id, named, Place.DELETING).started_at = started
+
+    def left_list(self, job_id: str) -> None:
+        """No longer listed in DELETION_IN_PROGRESS: its slot is free; not yet seen gone."""
+        self._move("left_list", job_id, False, Place.FINISHING)
+
+    def gone(self, job_id: str, *, named: bool) -> None:
+        self._move("gone", job_id, named, Place.GONE)
+
+    def not_ours(self, job_id: str) -> None:
+        """A job the filters found that a look showed outside the selection: never touched."""
+        entry = self._entries.get(job_id)
+        if entry is not None and entry.named:
+            raise IllegalTransitionError(f"not_ours of {job_id!r}: a named job is selected by its id")
+        self._move("not_ours", job_id, False, Place.NOT_OURS)
+
+    def held_back(self, job_id: str) -> None:
+        """Selected, but outside the jobs the operator confirmed: reported, never touched."""
+        self._move("held_back", job_id, False, Place.HELD_BACK)
