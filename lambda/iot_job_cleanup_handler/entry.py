@@ -415,7 +415,7 @@ def timeout_message(cleanup: JobCleanup, elapsed: float) -> str:
     else:
         head = f"Timed out after {elapsed:.0f} s with {counted(left, 'job')} not deleted"
     if unchecked:
-        head += f" ({unchecked} of them not looked at again)"
+        head += f" and {counted(unchecked, 'job')} not looked at again in time"
     if cleanup.discovery_unfinished():
         head += ", and more jobs the filters may select not examined yet"
     head += ": " if described else ""

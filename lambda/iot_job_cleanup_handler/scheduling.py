@@ -549,6 +549,24 @@ class JobCleanup:
                     surveyed = False
                     logger.warning("transient IoT error; will retry", extra={"error": str(exc)})
 
+    # -- previewing
+
+    def candidates(self) -> list[tuple[Look, str]]:
+        """Every job the selection covers now, judged as a deletion would judge it, with
+        what found it ("named" or the listing): a read, nothing changes."""
+        found: list[tuple[Look, str]] = []
+        for job_id in self.request.job_ids:
+            look = self.guard.look(job_id, named=True)
+            if not look.gone:
+                found.append((look, "named"))
+        if self.request.selection.has_filters:
+            walk = Discovery(self.iot, self.request.selection, clock=self.clock, look=self._look_found)
+            while (match := walk.next_match()) is not None:
+                look = self.guard.look(match.job_id, named=False)
+                if look.selected:
+                    found.append((look, match.listing))
+        return found
+
     # -- reporting
 
     def progress(self) -> CleanupProgress:
@@ -591,30 +609,37 @@ class JobCleanup:
             yield job_id, "waiting for a deletion slot"
 
     def jobs_left(self, limit: int = STATUSES_IN_REPORT) -> tuple[int, int, list[str]]:
-        """The jobs really left, looked at again: (how many, how many of them could not be
-        looked at again, 'id (status, what holds it)' for the first ``limit``)."""
+        """The jobs really left, each looked at again: (how many, how many more could not be
+        looked at in time, 'id (status, what holds it)' for the first ``limit``). Named jobs
+        the frontier search took for gone are looked at too: someone may have deleted others
+        out of our order."""
+        unknown = [
+            (job_id, "not deleted by this cleanup yet")
+            for job_id in self.order
+            if self.ledger.place(job_id) is None
+        ]
         left, unchecked = 0, 0
         described: list[str] = []
         look_until = min(self.hard_stop, self.clock() + REPORT_SECONDS)
-        for job_id, holding in list(self.remaining()):
+        for job_id, holding in [*self.remaining(), *unknown]:
             if holding == DELETING and job_id in self.deleting_anywhere:
-                left += 1
-                if len(described) < limit:
-                    described.append(f"{job_id} ({DELETING})")
+                status: str | None = DELETING
+            elif self.clock() >= look_until:
+                unchecked += 1
                 continue
-            status: str | None = "status unknown"
-            if self.clock() < look_until:
+            else:
                 try:
                     status = self.iot.status(job_id)
                 except Exception:  # a report never fails on a look
                     unchecked += 1
-            else:
-                unchecked += 1
+                    continue
             if status is None:  # gone after all: not left
                 continue
             left += 1
             if len(described) < limit:
-                described.append(f"{job_id} ({status}, {holding})")
+                described.append(
+                    f"{job_id} ({status})" if status == holding else f"{job_id} ({status}, {holding})"
+                )
         return left, unchecked, described
 
     def knows_no_job(self) -> bool:
