@@ -8,7 +8,13 @@ import pytest
 from botocore.exceptions import ClientError
 
 from conftest import ACCOUNT, REGION, Iot, SimClock
-from iot_job_cleanup.emulator import DeletionLifecycle, LifecycleClient, TaggingClient
+from iot_job_cleanup.emulator import (
+    DeletionLifecycle,
+    LifecycleClient,
+    StackStatusClient,
+    TaggingClient,
+    emulated_stack,
+)
 
 GROUP_ARN = f"arn:aws:iot:{REGION}:{ACCOUNT}:thinggroup/fleet"
 OTHER_GROUP_ARN = f"arn:aws:iot:{REGION}:{ACCOUNT}:thinggroup/other"
@@ -118,3 +124,152 @@ def test_the_tagging_api_answers_iot_jobs_only_when_told_to(iot: Iot, clock: Sim
 
     assert [m["ResourceARN"].rsplit("/", 1)[-1] for m in served["ResourceTagMappingList"]] == ["tagged"]
     assert silent["ResourceTagMappingList"] == []
+
+
+# --------------------------------------------------------------------------- tag pages, cancel record, groups
+
+
+def all_tags(client: object, arn: str) -> tuple[dict[str, str], int]:
+    tags, token, pages = {}, None, 0
+    while True:
+        page = client.list_tags_for_resource(resourceArn=arn, **({"nextToken": token} if token else {}))
+        pages += 1
+        tags.update({tag["Key"]: tag["Value"] for tag in page["tags"]})
+        token = page.get("nextToken")
+        if not token:
+            return tags, pages
+
+
+@pytest.mark.parametrize("path", ["wire", "in-process"])
+def test_a_jobs_tags_come_in_pages_of_the_chosen_size_with_a_next_token(
+    iot: Iot, clock: SimClock, path: str
+) -> None:
+    tags = {f"key-{n}": f"value-{n}" for n in range(5)}
+    iot.lifecycle.create_job("ota-tagged", targets=[GROUP_ARN], tags=tags)
+    iot.lifecycle.tags_page_size = 2
+    client = iot.client if path == "wire" else LifecycleClient(iot.lifecycle)
+    arn = client.describe_job(jobId="ota-tagged")["job"]["jobArn"]
+
+    first = client.list_tags_for_resource(resourceArn=arn)
+
+    assert [tag["Key"] for tag in first["tags"]] == ["key-0", "key-1"] and first["nextToken"]
+    assert all_tags(client, arn) == (tags, 3)
+    iot.lifecycle.tags_page_size = None
+    assert all_tags(client, arn) == (tags, 1)
+    assert "nextToken" not in client.list_tags_for_resource(resourceArn=arn)
+
+
+@pytest.mark.parametrize("path", ["wire", "in-process"])
+def test_describe_job_tells_a_cancels_comment_reason_and_force(iot: Iot, path: str) -> None:
+    client = iot.client if path == "wire" else LifecycleClient(iot.lifecycle)
+    iot.lifecycle.create_job("plain", targets=[GROUP_ARN], status="IN_PROGRESS")
+    iot.lifecycle.create_job("forced", targets=[GROUP_ARN], status="IN_PROGRESS")
+
+    before = client.describe_job(jobId="plain")["job"]
+    client.cancel_job(jobId="plain", reasonCode="IOT_JOB_CLEANUP", comment="[record 1000000]")
+    client.cancel_job(jobId="forced", force=True)
+    plain = client.describe_job(jobId="plain")["job"]
+    forced = client.describe_job(jobId="forced")["job"]
+
+    assert "reasonCode" not in before and "comment" not in before
+    assert (plain["comment"], plain["reasonCode"], plain["forceCanceled"]) == (
+        "[record 1000000]",
+        "IOT_JOB_CLEANUP",
+        False,
+    )
+    assert forced["forceCanceled"] is True and "reasonCode" not in forced
+
+
+@pytest.mark.parametrize("path", ["wire", "in-process"])
+def test_list_jobs_by_a_deleted_thing_group_answers_not_found(iot: Iot, path: str) -> None:
+    client = iot.client if path == "wire" else LifecycleClient(iot.lifecycle)
+    iot.lifecycle.create_job("in-group", targets=[GROUP_ARN])
+    assert listed(client, thingGroupName="fleet") == ["in-group"]  # never created in moto: exists
+
+    iot.lifecycle.delete_thing_group("fleet")
+
+    with pytest.raises(ClientError) as raised:
+        client.list_jobs(thingGroupName="fleet")
+    assert raised.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    assert listed(client) == ["in-group"]  # the job keeps its target
+    assert client.describe_job(jobId="in-group")["job"]["targets"] == [GROUP_ARN]
+
+
+def test_thing_groups_deleted_over_the_wire_are_not_found_and_strict_mode_wants_them_created(
+    iot: Iot,
+) -> None:
+    iot.client.create_thing_group(thingGroupName="fleet")
+    iot.lifecycle.create_job("in-group", targets=[GROUP_ARN])
+    iot.lifecycle.strict_thing_groups = True
+    assert listed(iot.client, thingGroupName="fleet") == ["in-group"]
+    with pytest.raises(ClientError, match="ResourceNotFoundException"):
+        iot.client.list_jobs(thingGroupName="never-created")
+
+    iot.client.delete_thing_group(thingGroupName="fleet")
+    with pytest.raises(ClientError, match="ResourceNotFoundException"):
+        iot.client.list_jobs(thingGroupName="fleet")
+
+    iot.client.create_thing_group(thingGroupName="fleet")  # created again: found again
+    assert listed(iot.client, thingGroupName="fleet") == ["in-group"]
+
+
+def test_other_actors_remove_finish_and_cancel_jobs_without_calls_counted(iot: Iot) -> None:
+    iot.lifecycle.create_job("removed", targets=[GROUP_ARN], tags={"fleet": "demo"})
+    iot.lifecycle.create_job("finished", targets=[GROUP_ARN], status="IN_PROGRESS")
+    iot.lifecycle.create_job("cancelled", targets=[GROUP_ARN], status="IN_PROGRESS")
+    calls = dict(iot.lifecycle.calls)
+
+    iot.lifecycle.remove_job("removed")
+    iot.lifecycle.finish_job("finished")
+    iot.lifecycle.cancel_outside("cancelled", comment="by someone else")
+
+    assert dict(iot.lifecycle.calls) == calls
+    with pytest.raises(ClientError, match="ResourceNotFoundException"):
+        iot.client.describe_job(jobId="removed")
+    assert "removed" not in iot.lifecycle.tags
+    assert iot.status("finished") == "COMPLETED"
+    cancelled = iot.client.describe_job(jobId="cancelled")["job"]
+    assert (cancelled["status"], cancelled["comment"]) == ("CANCELED", "by someone else")
+
+
+# --------------------------------------------------------------------------- nested stacks
+
+
+def test_describe_stacks_tells_a_nested_stacks_root_and_parent(iot: Iot) -> None:
+    root = emulated_stack(ACCOUNT, REGION, "Root", "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS")
+    middle = emulated_stack(ACCOUNT, REGION, "RootMiddle", "UPDATE_IN_PROGRESS", root_id=root)
+    nested = emulated_stack(
+        ACCOUNT, REGION, "RootMiddleLeaf", "DELETE_IN_PROGRESS", root_id=root, parent_id=middle
+    )
+
+    (leaf,) = iot.cloudformation.describe_stacks(StackName=nested)["Stacks"]
+    (mid,) = iot.cloudformation.describe_stacks(StackName="RootMiddle")["Stacks"]
+    (top,) = iot.cloudformation.describe_stacks(StackName=root)["Stacks"]
+
+    assert (leaf["StackStatus"], leaf["RootId"], leaf["ParentId"]) == ("DELETE_IN_PROGRESS", root, middle)
+    assert (mid["RootId"], mid["ParentId"]) == (root, root)
+    assert "RootId" not in top and "ParentId" not in top
+    assert top["StackStatus"] == "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"
+
+
+def test_the_in_process_stack_client_answers_a_nested_stack_and_its_root() -> None:
+    root = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/Root/1"
+    nested = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/Root-Nested-X/2"
+    client = StackStatusClient(
+        stacks={root: ("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", None), nested: ("DELETE_IN_PROGRESS", root)}
+    )
+
+    (leaf,) = client.describe_stacks(StackName=nested)["Stacks"]
+    (top,) = client.describe_stacks(StackName="Root")["Stacks"]
+    client.set_status(root, "DELETE_IN_PROGRESS")
+
+    assert (leaf["StackStatus"], leaf["RootId"], leaf["ParentId"]) == ("DELETE_IN_PROGRESS", root, root)
+    assert top["StackStatus"] == "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS" and "RootId" not in top
+    assert client.describe_stacks(StackName=root)["Stacks"][0]["StackStatus"] == "DELETE_IN_PROGRESS"
+    with pytest.raises(ClientError, match="does not exist"):
+        client.describe_stacks(StackName="Elsewhere")
+    assert (
+        StackStatusClient("UPDATE_IN_PROGRESS").describe_stacks(StackName="Any")["Stacks"][0]["StackStatus"]
+        == "UPDATE_IN_PROGRESS"
+    )

@@ -21,7 +21,15 @@ describes, on top of a moto IoT backend:
   shifts no page. With ``list_lag_seconds`` a job that entered DELETION_IN_PROGRESS that
   recently is not listed under that status yet: list APIs are eventually consistent (our
   assumption; off by default).
-- Tags given to CreateJob (or to ``create_job``) are answered by ListTagsForResource.
+- Tags given to CreateJob (or to ``create_job``) are answered by ListTagsForResource, in
+  pages of ``tags_page_size`` tags with a ``nextToken`` (all in one page by default: whether
+  IoT pages a job's at most 50 tags is undocumented, so a client must follow the token).
+- ListJobs filtered by a thing group that does not exist answers ResourceNotFoundException
+  (404). moto need not hold the thing groups a job targets, so a group counts as missing
+  only once deleted (``delete_thing_group``, or DeleteThingGroup over the wire), or, with
+  ``strict_thing_groups``, whenever moto does not hold it.
+- DescribeJob of a cancelled job answers the CancelJob's ``comment``, ``reasonCode`` and
+  ``forceCanceled``, as IoT does.
 - CancelJob without force cancels the queued executions; executions in progress go on
   until they finish (``executions_finish_in``), with force they are cancelled too. A
   cancelled job is CANCELED, so terminal: deletable without force.
@@ -36,7 +44,9 @@ lifecycle in-process, with the same errors, for simulations that make millions o
 The handler also asks CloudFormation for its stack's status (it deletes only at stack
 teardown). ``emulated_stack`` puts a stack record with a chosen status into moto's
 CloudFormation, so ``DescribeStacks`` answers it through moto; ``StackStatusClient``
-answers the same call in-process.
+answers the same call in-process. A nested stack has a ``RootId`` and a ``ParentId`` (its
+root stack's and its parent's ids): ``emulated_stack(..., root_id=..., parent_id=...)``, or
+``StackStatusClient(stacks={stack_id: (status, root_id)})``.
 """
 
 from __future__ import annotations
@@ -50,6 +60,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
 from moto.cloudformation.models import cloudformation_backends
@@ -62,6 +73,7 @@ __all__ = [
     "DeletionLifecycle",
     "DeletionTime",
     "LifecycleClient",
+    "StackRecord",
     "StackStatusClient",
     "TaggingClient",
     "emulated_iot",
@@ -84,6 +96,10 @@ class IotApiError(JsonRESTError):
 
 def _not_found(job_id: str) -> IotApiError:
     return IotApiError("ResourceNotFoundException", f"Job {job_id} does not exist.", 404)
+
+
+def _group_not_found(group_name: str) -> IotApiError:
+    return IotApiError("ResourceNotFoundException", f"Thing group {group_name} does not exist.", 404)
 
 
 @dataclass(frozen=True)
@@ -193,6 +209,9 @@ class DeletionLifecycle:
     executions_finish_at: dict[str, float] = field(default_factory=dict)  # in-progress executions
     rate_limit: float | None = None
     throttled: Counter[str] = field(default_factory=Counter)
+    tags_page_size: int | None = None  # ListTagsForResource: tags per page (None: all in one)
+    deleted_groups: set[str] = field(default_factory=set)  # thing groups known not to exist
+    strict_thing_groups: bool = False  # True: a group moto does not hold does not exist
     _next_sequence: int = field(default=0, repr=False)
     _limiter: RateLimit | None = field(default=None, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
@@ -215,13 +234,7 @@ class DeletionLifecycle:
         now = self.clock()
         for job_id, gone_at in sorted(self.deleting.items(), key=lambda item: item[1]):
             if gone_at <= now:
-                del self.deleting[job_id]
-                self.backend.jobs.pop(job_id, None)
-                for key in [key for key in self.backend.job_executions if key[0] == job_id]:
-                    del self.backend.job_executions[key]
-                self.namespaces.pop(job_id, None)
-                self.tags.pop(job_id, None)
-                self.executions_finish_at.pop(job_id, None)
+                self._remove(job_id)
                 self.deleted.append(job_id)
         for job_id, finish_at in list(self.executions_finish_at.items()):
             if finish_at <= now:  # the devices finished what they were doing
@@ -239,6 +252,16 @@ class DeletionLifecycle:
                 continue
             self.outside_backlog.remove(deletion)
             self._start_deletion(self.backend.jobs[deletion.job_id], deletion.seconds)
+
+    def _remove(self, job_id: str) -> None:
+        """The job is gone, with everything kept about it."""
+        self.deleting.pop(job_id, None)
+        self.backend.jobs.pop(job_id, None)
+        for key in [key for key in self.backend.job_executions if key[0] == job_id]:
+            del self.backend.job_executions[key]
+        self.namespaces.pop(job_id, None)
+        self.tags.pop(job_id, None)
+        self.executions_finish_at.pop(job_id, None)
 
     def _start_deletion(self, job: FakeJob, seconds: float) -> None:
         job.status = DELETING
@@ -278,12 +301,41 @@ class DeletionLifecycle:
         return self.namespaces.get(job_id)
 
     def list_tags(self, job_arn: str) -> dict[str, str]:
+        """Every tag of the job, in one call (see ``list_tags_page`` for IoT's pages)."""
         with self._lock:
             self._admit("ListTagsForResource")
             job = self._job(job_arn.rsplit("/", 1)[-1])
             if job.job_arn != job_arn:
                 raise _not_found(job_arn)
             return dict(self.tags.get(job.job_id, {}))
+
+    def list_tags_page(
+        self, job_arn: str, next_token: str | None = None
+    ) -> tuple[dict[str, str], str | None]:
+        """One ListTagsForResource page: ``tags_page_size`` tags from ``next_token`` on, and
+        the token of the next page (None after the last)."""
+        with self._lock:
+            self._admit("ListTagsForResource")
+            job = self._job(job_arn.rsplit("/", 1)[-1])
+            if job.job_arn != job_arn:
+                raise _not_found(job_arn)
+            items = list(self.tags.get(job.job_id, {}).items())
+            try:
+                start = int(next_token or 0)
+            except ValueError:
+                raise IotApiError("InvalidRequestException", f"Bad nextToken {next_token!r}.", 400) from None
+            if not 0 <= start <= len(items):
+                raise IotApiError("InvalidRequestException", f"Bad nextToken {next_token!r}.", 400)
+            size = self.tags_page_size or max(1, len(items))
+            end = start + size
+            return dict(items[start:end]), (str(end) if end < len(items) else None)
+
+    def thing_group_exists(self, group_name: str) -> bool:
+        if group_name in self.deleted_groups:
+            return False
+        if not self.strict_thing_groups:
+            return True
+        return any(group.thing_group_name == group_name for group in self.backend.thing_groups.values())
 
     def tagged_job_arns(self, tags: Mapping[str, str]) -> list[str]:
         """The Resource Groups Tagging API's answer, were it to serve IoT jobs (unconfirmed)."""
@@ -333,7 +385,11 @@ class DeletionLifecycle:
         (cancelled too with force). Cancelling a job that is not running is an error."""
         with self._lock:
             self._admit("CancelJob")
-            job = self._job(job_id)
+            return self._cancel(self._job(job_id), force, reason_code, comment)
+
+    def _cancel(self, job: FakeJob, force: bool, reason_code: str | None, comment: str | None) -> FakeJob:
+        with self._lock:
+            job_id = job.job_id
             if job.status not in RUNNING_STATUSES:
                 raise IotApiError(
                     "InvalidStateTransitionException",
@@ -350,6 +406,9 @@ class DeletionLifecycle:
             _executions_follow_counts(self.backend, job)
             return job
 
+    def _sequence_of(self, job_id: str) -> int:
+        return self.sequence.get(job_id, 0)
+
     def list_jobs(
         self,
         status: str | None,
@@ -361,11 +420,23 @@ class DeletionLifecycle:
         with self._lock:
             self._admit("ListJobs")
             self.settle()
+            if thing_group_name is not None and not self.thing_group_exists(thing_group_name):
+                raise _group_not_found(thing_group_name)
             indexed_before = self.clock() - self.list_lag_seconds
             after = int(next_token or 0)
+            # Jobs being deleted are few: listing them need not walk the whole account.
+            jobs = (
+                [
+                    job
+                    for job_id in sorted(self.deleting, key=self._sequence_of)
+                    if (job := self.backend.jobs.get(job_id)) is not None
+                ]
+                if status == DELETING
+                else self.backend.jobs.values()
+            )
             matching = [
                 job
-                for job in self.backend.jobs.values()
+                for job in jobs
                 if self.sequence.get(job.job_id, 0) > after
                 and (status is None or job.status == status)
                 and (namespace_id is None or self.namespaces.get(job.job_id) == namespace_id)
@@ -426,6 +497,33 @@ class DeletionLifecycle:
             else:
                 self.executions_finish_at.pop(job_id, None)
             return job
+
+    def remove_job(self, job_id: str) -> None:
+        """Someone else deleted the job and the deletion has finished: it is gone now."""
+        with self._lock:
+            self._remove(job_id)
+
+    def finish_job(self, job_id: str, status: str = "COMPLETED") -> FakeJob:
+        """The job's devices have all finished (a snapshot job completes by itself)."""
+        with self._lock:
+            self.settle()
+            return self.set_status(job_id, status)
+
+    def cancel_outside(
+        self, job_id: str, force: bool = False, reason_code: str | None = None, comment: str | None = None
+    ) -> FakeJob:
+        """Someone else cancels the job (no call of the client is counted or rate limited)."""
+        with self._lock:
+            self.settle()
+            return self._cancel(self.backend.jobs[job_id], force, reason_code, comment)
+
+    def delete_thing_group(self, group_name: str) -> None:
+        """The thing group is deleted (jobs targeting it keep the target, as in IoT)."""
+        with self._lock:
+            self.deleted_groups.add(group_name)
+            for arn, group in list(self.backend.thing_groups.items()):
+                if group.thing_group_name == group_name:
+                    del self.backend.thing_groups[arn]
 
     def hold_slots(self, count: int, seconds: float, prefix: str = "other-stack-job") -> list[str]:
         """Start ``count`` outside deletions (other stacks') that hold slots for ``seconds``."""
@@ -522,8 +620,24 @@ def _patched_responses(original: dict[str, Callable[..., Any]]) -> dict[str, Cal
         lifecycle = _lifecycle_of(self)
         if lifecycle is None:
             raise IotApiError("InvalidRequestException", "Tags are emulated for jobs only.", 400)
-        tags = lifecycle.list_tags(self._get_param("resourceArn"))
-        return ActionResult({"tags": [{"Key": key, "Value": value} for key, value in tags.items()]})
+        tags, token = lifecycle.list_tags_page(self._get_param("resourceArn"), self._get_param("nextToken"))
+        return ActionResult(
+            {"tags": [{"Key": key, "Value": value} for key, value in tags.items()], "nextToken": token}
+        )
+
+    def create_thing_group(self: IoTResponse) -> ActionResult:
+        result = original["create_thing_group"](self)
+        lifecycle = _lifecycle_of(self)
+        if lifecycle:
+            lifecycle.deleted_groups.discard(unquote(self.path.split("/thing-groups/")[-1]))
+        return result
+
+    def delete_thing_group(self: IoTResponse) -> ActionResult:
+        result = original["delete_thing_group"](self)
+        lifecycle = _lifecycle_of(self)
+        if lifecycle:
+            lifecycle.deleted_groups.add(unquote(self.path.split("/thing-groups/")[-1]))
+        return result
 
     return {
         "create_job": create_job,
@@ -532,6 +646,8 @@ def _patched_responses(original: dict[str, Callable[..., Any]]) -> dict[str, Cal
         "cancel_job": cancel_job,
         "list_jobs": list_jobs,
         "list_tags_for_resource": list_tags_for_resource,
+        "create_thing_group": create_thing_group,
+        "delete_thing_group": delete_thing_group,
     }
 
 
@@ -628,6 +744,9 @@ class LifecycleClient:
                 "completedAt": job.completed_at,
                 "jobProcessDetails": dict(job.job_process_details),
                 **({"namespaceId": ns} if (ns := self.lifecycle.namespace_of(jobId)) else {}),
+                **({"comment": job.comment} if job.comment is not None else {}),
+                **({"reasonCode": job.reason_code} if job.reason_code is not None else {}),
+                **({"forceCanceled": bool(job.force)} if job.status == "CANCELED" else {}),
             }
         }
 
@@ -696,8 +815,13 @@ class LifecycleClient:
         }
 
     def list_tags_for_resource(self, resourceArn: str, nextToken: str | None = None) -> dict[str, Any]:  # noqa: N803
-        tags = self._run("ListTagsForResource", lambda: self.lifecycle.list_tags(resourceArn))
-        return {"tags": [{"Key": key, "Value": value} for key, value in tags.items()]}
+        tags, token = self._run(
+            "ListTagsForResource", lambda: self.lifecycle.list_tags_page(resourceArn, nextToken)
+        )
+        page: dict[str, Any] = {"tags": [{"Key": key, "Value": value} for key, value in tags.items()]}
+        if token:
+            page["nextToken"] = token
+        return page
 
 
 class TaggingClient:
@@ -742,12 +866,23 @@ class TaggingClient:
 _EMPTY_TEMPLATE = '{"Resources": {}}'
 
 
-def emulated_stack(account_id: str, region: str, name: str, status: str, stack_id: str | None = None) -> str:
+def emulated_stack(
+    account_id: str,
+    region: str,
+    name: str,
+    status: str,
+    stack_id: str | None = None,
+    *,
+    root_id: str | None = None,
+    parent_id: str | None = None,
+) -> str:
     """Put a stack record in moto's CloudFormation with ``status``; return its stack id.
 
     DescribeStacks (by name or id) then answers it, through ``mock_aws`` or a
     ``ThreadedMotoServer`` in this process. ``stack_id`` gives it a chosen id (an event's
-    ``StackId``), else moto makes one.
+    ``StackId``), else moto makes one. A nested stack has ``root_id`` (the top stack's id)
+    and ``parent_id`` (its parent's; the root by default), which DescribeStacks answers as
+    ``RootId`` and ``ParentId``.
     """
     backend = cloudformation_backends[account_id][region]
     stack = backend.create_stack(name=name, template=_EMPTY_TEMPLATE, parameters={})
@@ -755,6 +890,10 @@ def emulated_stack(account_id: str, region: str, name: str, status: str, stack_i
         backend.stacks[stack_id] = backend.stacks.pop(stack.stack_id)
         stack.stack_id = stack_id
     stack.status = status
+    if root_id or parent_id:
+        # moto's DescribeStacks renders a stack's attributes by the API's member names.
+        stack.root_id = root_id or parent_id
+        stack.parent_id = parent_id or root_id
     return stack.stack_id
 
 
@@ -764,10 +903,64 @@ def set_stack_status(account_id: str, region: str, stack_id: str, status: str) -
 
 
 @dataclass
+class StackRecord:
+    """One stack as DescribeStacks tells it: a nested stack has a root (and a parent)."""
+
+    status: str
+    root_id: str | None = None
+    parent_id: str | None = None
+
+
+def _stack_name_of(stack_id: str) -> str:
+    return stack_id.split(":stack/", 1)[-1].split("/", 1)[0] if ":stack/" in stack_id else stack_id
+
+
+@dataclass
 class StackStatusClient:
-    """CloudFormation's DescribeStacks answered in-process from a status (for simulations)."""
+    """CloudFormation's DescribeStacks answered in-process (for simulations).
+
+    Without ``stacks`` every stack asked for has ``status``. With ``stacks`` (stack id ->
+    ``StackRecord``, or ``(status, root_id)``) only those exist, asked for by id or by
+    name; a nested stack answers ``RootId`` and ``ParentId``, and another stack the
+    ValidationError CloudFormation answers for a stack that does not exist.
+    """
 
     status: str = "DELETE_IN_PROGRESS"
+    stacks: dict[str, StackRecord | tuple[str, str | None]] = field(default_factory=dict)
+    calls: Counter[str] = field(default_factory=Counter)
+
+    def record(self, stack_id: str) -> StackRecord:
+        record = self.stacks[stack_id]
+        return record if isinstance(record, StackRecord) else StackRecord(*record)
+
+    def set_status(self, stack_id: str, status: str) -> None:
+        record = self.record(stack_id)
+        self.stacks[stack_id] = StackRecord(status, record.root_id, record.parent_id)
 
     def describe_stacks(self, StackName: str) -> dict[str, Any]:  # noqa: N803 (boto3's name)
-        return {"Stacks": [{"StackId": StackName, "StackName": StackName, "StackStatus": self.status}]}
+        self.calls["DescribeStacks"] += 1
+        if not self.stacks:
+            return {"Stacks": [{"StackId": StackName, "StackName": StackName, "StackStatus": self.status}]}
+        matches = [stack_id for stack_id in self.stacks if StackName in (stack_id, _stack_name_of(stack_id))]
+        if not matches:
+            raise ClientError(
+                {
+                    "Error": {
+                        "Code": "ValidationError",
+                        "Message": f"Stack with id {StackName} does not exist",
+                    },
+                    "ResponseMetadata": {"HTTPStatusCode": 400},
+                },
+                "DescribeStacks",
+            )
+        stack_id = matches[0]
+        record = self.record(stack_id)
+        stack: dict[str, Any] = {
+            "StackId": stack_id,
+            "StackName": _stack_name_of(stack_id),
+            "StackStatus": record.status,
+        }
+        if record.root_id or record.parent_id:
+            stack["RootId"] = record.root_id or record.parent_id
+            stack["ParentId"] = record.parent_id or record.root_id
+        return {"Stacks": [stack]}

@@ -65,6 +65,7 @@ class Ledger:
 
     def __init__(self) -> None:
         self._entries: dict[str, Entry] = {}
+        self._by_place: dict[Place, set[str]] = {place: set() for place in Place}  # an index
         self.queue: deque[str] = deque()  # the WAITING jobs, next deletion first
 
     # -- reading
@@ -81,13 +82,21 @@ class Ledger:
 
     def at(self, *places: Place) -> list[str]:
         """The jobs in these places, sorted (the queue keeps its own order)."""
-        return sorted(job_id for job_id, entry in self._entries.items() if entry.place in places)
+        if len(places) == 1:
+            return sorted(self._by_place[places[0]])
+        return sorted(job_id for place in places for job_id in self._by_place[place])
+
+    def any_at(self, *places: Place) -> bool:
+        return any(self._by_place[place] for place in places)
 
     def entries(self) -> Iterator[Entry]:
         return iter(self._entries.values())
 
     def count(self, place: Place) -> int:
-        return sum(1 for entry in self._entries.values() if entry.place is place)
+        return len(self._by_place[place])
+
+    def ids_at(self, place: Place) -> frozenset[str]:
+        return frozenset(self._by_place[place])
 
     # -- the transitions
 
@@ -99,6 +108,8 @@ class Ledger:
             entry = self._entries[job_id] = Entry(job_id, named, place)
         if entry.place is Place.WAITING and place is not Place.WAITING and job_id in self.queue:
             self.queue.remove(job_id)
+        self._by_place[entry.place].discard(job_id)
+        self._by_place[place].add(job_id)
         entry.place = place
         entry.clearance = None
         if place is not Place.DRAINING:

@@ -399,7 +399,7 @@ class JobCleanup:
             return False
         if not self.walk_found_any:
             return True
-        if self.ledger.at(Place.WAITING, Place.DELETING, Place.FINISHING, Place.DRAINING):
+        if self.ledger.any_at(Place.WAITING, Place.DELETING, Place.FINISHING, Place.DRAINING):
             return False
         self._new_walk()  # the last walk found jobs, all gone now: look again for any left
         return False
@@ -426,7 +426,7 @@ class JobCleanup:
     # -- acting
 
     def free_slots(self) -> int:
-        ours = set(self.ledger.at(Place.DELETING))
+        ours = self.ledger.ids_at(Place.DELETING)
         return max(0, DELETION_SLOTS - len(self.deleting_anywhere | ours))
 
     def _needs_a_look(self, named: bool) -> bool:
@@ -472,7 +472,7 @@ class JobCleanup:
 
     def done(self) -> bool:
         return (
-            not self.ledger.at(Place.WAITING, Place.DELETING, Place.FINISHING, Place.DRAINING)
+            not self.ledger.any_at(Place.WAITING, Place.DELETING, Place.FINISHING, Place.DRAINING)
             and self.discovery_settled()
         )
 
