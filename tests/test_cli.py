@@ -10,19 +10,21 @@ import io
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import NoCredentialsError
 from moto.iot.models import iot_backends
 from moto.server import ThreadedMotoServer
 
-from conftest import ACCOUNT, REGION, SimClock
+from conftest import ACCOUNT, REGION, SimClock, fail_calls
 from iot_job_cleanup import cli
 from iot_job_cleanup.emulator import DeletionLifecycle, DeletionTime, emulated_iot
 from iot_job_cleanup.rehearse import free_port
@@ -47,14 +49,20 @@ class Endpoint:
             self.lifecycle.settle()
             return set(self.lifecycle.backend.jobs)
 
-    def run(self, *argv: str, stdin: io.StringIO | None = None, **kwargs: Any) -> tuple[int, str]:
+    def run(
+        self,
+        *argv: str,
+        stdin: io.StringIO | None = None,
+        sleep: Callable[[float], None] | None = None,
+        **kwargs: Any,
+    ) -> tuple[int, str]:
         out = io.StringIO()
         code = cli.main(
             [*argv, "--endpoint-url", self.url, "--region", REGION],
             out=out,
             stdin=stdin or io.StringIO(""),
             clock=self.clock,
-            sleep=self.clock.sleep,
+            sleep=sleep or self.clock.sleep,
             **kwargs,
         )
         return code, out.getvalue()
@@ -75,10 +83,46 @@ def endpoint(clock: SimClock) -> Iterator[Endpoint]:
 
 
 class Terminal(io.StringIO):
-    """Standard input on a terminal, with the user's answer typed in."""
+    """Standard input on a terminal, with the user's answer typed in; ``meanwhile`` happens
+    in the account while the question is open."""
+
+    def __init__(self, answer: str, meanwhile: Callable[[], None] | None = None) -> None:
+        super().__init__(answer)
+        self.meanwhile = meanwhile
 
     def isatty(self) -> bool:
         return True
+
+    def readline(self, size: int | None = -1) -> str:  # type: ignore[override]
+        if self.meanwhile is not None:
+            self.meanwhile()
+        return super().readline(size)
+
+
+def boto3_clients(endpoint: Endpoint) -> cli.Clients:
+    """The clients the command would make, for a test to hook into."""
+    return cli.Clients(boto3.client("iot", endpoint_url=endpoint.url, region_name=REGION), None, None)
+
+
+def interrupt_when(
+    endpoint: Endpoint, condition: Callable[[], bool], interruption: Callable[[], None]
+) -> Callable[[float], None]:
+    """A sleep that interrupts the command (Ctrl-C, SIGTERM) at its first pause once ``condition`` holds."""
+
+    def sleep(seconds: float) -> None:
+        if condition():
+            interruption()
+        endpoint.clock.sleep(seconds)
+
+    return sleep
+
+
+def ctrl_c() -> None:
+    raise KeyboardInterrupt
+
+
+def named(*job_ids: str) -> list[str]:
+    return [arg for job_id in job_ids for arg in ("--job-id", job_id)]
 
 
 # --------------------------------------------------------------------------- delete
@@ -148,8 +192,23 @@ def test_without_yes_it_asks_first(endpoint: Endpoint, answer: str, code: int, l
     exit_code, output = endpoint.run("delete", "--prefix", "ota-", stdin=Terminal(answer))
 
     assert exit_code == code, output
-    assert "delete 2 job(s)? [y/N]" in output
+    listing, prompt = output.split("delete 2 job(s)? [y/N]")[0], "delete 2 job(s)? [y/N]"
+    assert prompt in output
+    assert "2 job(s) found in all jobs" in listing and "ota-1" in listing and "ota-2" in listing
     assert endpoint.existing() == left
+
+
+def test_the_prompt_lists_20_jobs_per_selector_and_counts_the_rest(endpoint: Endpoint) -> None:
+    for n in range(22):
+        endpoint.job(f"ota-{n:02d}")
+
+    code, output = endpoint.run("delete", "--prefix", "ota-", stdin=Terminal("n\n"))
+
+    assert code == 1
+    listing = output.split("delete 22 job(s)? [y/N]")[0]
+    assert "ota-19" in listing and "ota-20" not in listing
+    assert "  ... and 2 more (--dry-run lists every one)" in listing
+    assert len(endpoint.existing()) == 22
 
 
 def test_a_selection_that_matches_nothing_is_not_an_error(endpoint: Endpoint) -> None:
@@ -209,6 +268,9 @@ def test_ctrl_c_stops_starting_deletions_and_names_those_under_way(endpoint: End
         "Interrupted: no more deletions start. 10 deletion(s) under way go on in IoT by themselves" in output
     )
     assert "ota-00" in output.split("Interrupted")[1]
+    assert "no further action needed" not in output  # 15 jobs are not deleted
+    assert "10 selected job(s) not deleted, their deletion not started: ota-10, ota-11," in output
+    assert "The filters' listing had not finished: more jobs may match." in output  # the other 5
     assert endpoint.lifecycle.calls["DeleteJob"] == deletes == 10
     assert len(set(ids) & endpoint.existing()) == 15  # the 10 under way finished; nothing else started
 
@@ -237,7 +299,8 @@ def test_jobs_left_exit_1_with_the_reason(endpoint: Endpoint) -> None:
     code, output = endpoint.run("delete", "--job-id", "ota-running", "--yes")
 
     assert code == 1
-    assert "'ota-running' is IN_PROGRESS" in output and "force=True" in output
+    assert "'ota-running' is IN_PROGRESS" in output and "--force" in output
+    assert "force=True" not in output  # the construct's words, not the command's
     assert endpoint.existing() == {"ota-running"}
 
 
@@ -260,6 +323,9 @@ def test_drain_over_with_devices_busy_exits_1_naming_them(endpoint: Endpoint) ->
 
     assert code == 1
     assert "Job 'ota-stuck' was cancelled, but 1 of its devices were still running it" in output
+    assert "Give the devices longer (--drain), or pass --force to delete it anyway." in output
+    assert "force=True" not in output
+    assert "1 job(s) this run cancelled are not deleted: ota-stuck." in output
     assert endpoint.existing() == {"ota-stuck"}
 
 
@@ -275,6 +341,284 @@ def test_progress_lines_in_a_log_and_a_summary(endpoint: Endpoint) -> None:
     assert lines[0].startswith("[--------------------] 0/30 gone, 10 deleting, 20 waiting | slots 10/10")
     assert "~" in lines[0] and "left" in lines[0]
     assert lines[-1].startswith("[####################] 30/30 gone, 0 deleting, 0 waiting")
+
+
+def test_the_bar_counts_the_jobs_found_while_deleting(endpoint: Endpoint) -> None:
+    for n in range(12):
+        endpoint.job(f"ota-{n:02d}")
+    created: list[str] = []
+
+    def sleep(seconds: float) -> None:  # 3 more are created once the deletions are under way
+        if not created:
+            created.extend(endpoint.job(f"ota-late-{n}") for n in range(3))
+        endpoint.clock.sleep(seconds)
+
+    code, output = endpoint.run("delete", "--prefix", "ota-", "--yes", sleep=sleep)
+
+    assert code == 0, output
+    assert endpoint.existing() == set()  # --yes: the jobs found later are deleted too
+    last = [line for line in output.splitlines() if line.startswith("[")][-1]
+    assert last.startswith("[####################] 15/15 gone, 0 deleting, 0 waiting")
+
+
+def test_a_running_job_its_own_preview_marked_is_refused_before_any_deletion(endpoint: Endpoint) -> None:
+    for n in range(24):
+        endpoint.job(f"ota-{n:02d}", tags={"fleet": "demo"})
+    endpoint.job("ota-live", tags={"fleet": "demo"}, status="IN_PROGRESS")
+
+    code, output = endpoint.run("delete", "--tag", "fleet=demo", "--yes")
+
+    assert code == 1  # jobs are left (the contract's 1), as when the engine itself refuses one
+    assert output.startswith("iot-job-cleanup: nothing was deleted: 1 selected job(s) still running")
+    assert "'ota-live' is IN_PROGRESS" in output
+    assert "Pass --drain DURATION" in output and "or --force to delete them while they run" in output
+    assert "force=True" not in output and "Force:" not in output
+    assert endpoint.lifecycle.calls["DeleteJob"] == endpoint.lifecycle.calls["CancelJob"] == 0
+    assert len(endpoint.existing()) == 25
+
+
+@pytest.mark.parametrize(
+    ("selection", "left"),
+    [
+        (["--prefix", "ota-"], "1 deletion(s) under way go on in IoT by themselves: ota-1."),
+        (named("ota-1", "ota-2"), "2 selected job(s) not deleted, their deletion not started: ota-1, ota-2."),
+    ],
+    ids=["found", "named"],
+)
+def test_a_job_that_starts_running_after_the_preview_is_named_in_the_commands_words(
+    endpoint: Endpoint, selection: list[str], left: str
+) -> None:
+    endpoint.job("ota-1")
+    endpoint.job("ota-2")
+
+    def devices_start_ota_2() -> None:  # while the question is open
+        endpoint.lifecycle.set_status("ota-2", "IN_PROGRESS")
+
+    code, output = endpoint.run("delete", *selection, stdin=Terminal("y\n", devices_start_ota_2))
+
+    assert code == 1
+    assert "job 'ota-2' is IN_PROGRESS, and IoT deletes a running job only with force" in output
+    assert "Pass --drain DURATION" in output and "--force" in output and "force=True" not in output
+    assert left in output  # what became of the other job
+    assert "every selected job is gone" not in output
+    assert "ota-2" in endpoint.existing()
+
+
+@pytest.mark.parametrize(
+    "selection", [["--prefix", "ota-"], ["--tag", "fleet=demo"], ["--thing-group", "fleet"]]
+)
+def test_deletions_refused_by_iam_exit_1_with_the_engines_message(
+    endpoint: Endpoint, capsys: pytest.CaptureFixture[str], selection: list[str]
+) -> None:
+    endpoint.job("ota-1", tags={"fleet": "demo"})
+    endpoint.job("ota-2", tags={"fleet": "demo"})
+    clients = boto3_clients(endpoint)
+    fail_calls(clients.iot, "DeleteJob", "AccessDeniedException", 403, times=1000)  # an SCP denies it
+
+    code, output = endpoint.run("delete", *selection, "--yes", clients=clients)
+
+    assert code == 1, output
+    assert "every selected job is gone" not in output
+    (refusal,) = [line for line in output.splitlines() if "AccessDeniedException" in line]
+    assert refusal.startswith("iot-job-cleanup: IoT refused DeleteJob on job 'ota-")
+    assert "service control policy" in refusal
+    assert "Traceback" not in output + capsys.readouterr().err
+    assert endpoint.existing() == {"ota-1", "ota-2"}
+
+
+def test_a_confirmation_covers_exactly_the_jobs_it_listed(endpoint: Endpoint) -> None:
+    endpoint.job("ota-1")
+    endpoint.job("ota-2")
+
+    def more_are_created() -> None:  # while the question is open
+        endpoint.job("ota-3")
+        endpoint.job("ota-4")
+
+    code, output = endpoint.run("delete", "--prefix", "ota-", stdin=Terminal("y\n", more_are_created))
+
+    assert code == 1, output  # selected jobs are left: the ones nobody confirmed
+    listing = output.split("delete 2 job(s)? [y/N]")[0]
+    assert "ota-1" in listing and "ota-2" in listing
+    assert endpoint.existing() == {"ota-3", "ota-4"}
+    assert endpoint.lifecycle.calls["DeleteJob"] == 2
+    assert "the job(s) you confirmed are gone" in output and "every selected job is gone" not in output
+    assert (
+        "2 job(s) matched after you confirmed and were left alone: ota-3, ota-4; "
+        "run the command again to delete them." in output
+    )
+
+
+def test_ctrl_c_after_a_cancel_names_the_job_cancelled_and_not_deleted(endpoint: Endpoint) -> None:
+    endpoint.job("ota-live", status="IN_PROGRESS", executions_finish_in=240)
+    endpoint.job("ota-done")
+
+    code, output = endpoint.run(
+        "delete",
+        *named("ota-live", "ota-done"),
+        "--drain",
+        "10m",
+        "--yes",
+        sleep=interrupt_when(endpoint, lambda: endpoint.lifecycle.calls["CancelJob"] >= 1, ctrl_c),
+    )
+
+    assert code == 130
+    assert "1 deletion(s) under way go on in IoT by themselves: ota-done." in output
+    assert "1 job(s) this run cancelled are not deleted: ota-live. Run the same command again" in output
+    assert "no further action needed" not in output
+    assert endpoint.lifecycle.backend.jobs["ota-live"].status == "CANCELED"
+
+
+def test_ctrl_c_right_after_the_cancel_of_a_named_job_names_both_jobs(endpoint: Endpoint) -> None:
+    endpoint.job("ota-live", status="IN_PROGRESS", executions_finish_in=240)
+    endpoint.job("ota-done")
+    clients = boto3_clients(endpoint)
+
+    def ctrl_c_as_the_answer_arrives(**_: object) -> None:
+        raise KeyboardInterrupt
+
+    clients.iot.meta.events.register("after-call.iot.CancelJob", ctrl_c_as_the_answer_arrives)
+
+    code, output = endpoint.run(
+        "delete", *named("ota-live", "ota-done"), "--drain", "10m", "--yes", clients=clients
+    )
+
+    assert code == 130
+    report = output.split("Interrupted: ")[1]
+    assert "no further action needed" not in report
+    assert "ota-live" in report and "ota-done" in report
+    assert endpoint.lifecycle.backend.jobs["ota-live"].status == "CANCELED"
+    assert endpoint.existing() == {"ota-live", "ota-done"}
+
+
+def test_ctrl_c_with_only_deletions_under_way_needs_nothing_more(endpoint: Endpoint) -> None:
+    for n in range(3):
+        endpoint.job(f"ota-{n}")
+
+    code, output = endpoint.run(
+        "delete",
+        *named("ota-0", "ota-1", "ota-2"),
+        "--yes",
+        sleep=interrupt_when(endpoint, lambda: endpoint.lifecycle.calls["DeleteJob"] >= 3, ctrl_c),
+    )
+
+    assert code == 130
+    assert (
+        "Interrupted: no more deletions start. 3 deletion(s) under way go on in IoT by themselves: "
+        "ota-0, ota-1, ota-2; no further action needed." in output
+    )
+
+
+def test_sigterm_stops_the_run_as_ctrl_c_does_and_exits_143(endpoint: Endpoint) -> None:
+    ids = [endpoint.job(f"ota-{n:02d}") for n in range(12)]
+
+    def killed_silently(signum: int, frame: object) -> None:  # what SIGTERM did before
+        raise SystemExit(143)
+
+    before = signal.signal(signal.SIGTERM, killed_silently)
+    try:
+        code, output = endpoint.run(
+            "delete",
+            *named(*ids),
+            "--yes",
+            sleep=interrupt_when(
+                endpoint,
+                lambda: endpoint.lifecycle.calls["DeleteJob"] >= 10,
+                lambda: os.kill(os.getpid(), signal.SIGTERM),
+            ),
+        )
+        assert signal.getsignal(signal.SIGTERM) is killed_silently  # the handler before the run is back
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+    assert code == 143
+    assert "Terminated (SIGTERM): no more deletions start. 10 deletion(s) under way go on in IoT" in output
+    assert "2 selected job(s) not deleted, their deletion not started: ota-10, ota-11." in output
+    assert "no further action needed" not in output
+    assert endpoint.lifecycle.calls["DeleteJob"] == 10
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--profile", "nowhere"], "iot-job-cleanup: The config profile (nowhere) could not be found. Check"),
+        (
+            ["--endpoint-url", "not a url"],
+            "iot-job-cleanup: Invalid endpoint: not a url: write --endpoint-url",
+        ),
+    ],
+    ids=["profile", "endpoint"],
+)
+def test_a_bad_aws_set_up_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code = cli.main(["delete", "--job-id", "ota-1", "--yes", *argv], out=io.StringIO(), stdin=io.StringIO(""))
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and "Traceback" not in err
+
+
+def test_a_refused_listing_is_one_line_in_words_not_botocores(
+    endpoint: Endpoint, capsys: pytest.CaptureFixture[str]
+) -> None:
+    endpoint.job("ota-1")
+    clients = boto3_clients(endpoint)
+    fail_calls(clients.iot, "ListJobs", "AccessDeniedException", 403, times=1000)
+
+    code, _ = endpoint.run("delete", "--prefix", "ota-", "--yes", clients=clients)
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err == (
+        "iot-job-cleanup: AWS refused ListJobs: AccessDeniedException: injected AccessDeniedException. "
+        "Check that the credentials used allow it, and for a service control policy or a permissions "
+        "boundary that denies it. Jobs may be left: run the same command again.\n"
+    )
+    assert endpoint.existing() == {"ota-1"}
+
+
+def test_credentials_that_expire_mid_run_leave_jobs_named_and_exit_1(
+    endpoint: Endpoint, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ids = [endpoint.job(f"ota-{n:02d}") for n in range(12)]
+    clients = boto3_clients(endpoint)
+    sent: list[str] = []
+
+    def expire_after_ten_deletions(event_name: str, **_: object) -> None:
+        if sent.count("DeleteJob") >= 10:
+            raise NoCredentialsError
+        sent.append(event_name.rsplit(".", 1)[-1])
+
+    clients.iot.meta.events.register("before-send.iot", expire_after_ten_deletions)
+
+    code, output = endpoint.run("delete", *named(*ids), "--yes", clients=clients)
+
+    assert code == 1, output  # deletions were started: jobs are left, not a usage error
+    assert "iot-job-cleanup: Unable to locate credentials." in output
+    assert "10 deletion(s) under way go on in IoT by themselves" in output
+    assert "2 selected job(s) not deleted, their deletion not started: ota-10, ota-11." in output
+    assert "Traceback" not in output + capsys.readouterr().err
+
+
+def test_a_bug_is_one_line_with_the_traceback_in_a_file(
+    endpoint: Endpoint, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    endpoint.job("ota-1")
+
+    def broken(*_: object) -> list[cli.Candidate]:
+        raise TypeError("an engine bug")
+
+    monkeypatch.setattr(cli, "preview", broken)
+
+    code, _ = endpoint.run("delete", "--job-id", "ota-1", "--yes")
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("iot-job-cleanup: unexpected TypeError: an engine bug. This is a bug")
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+    details = Path(err.split("the traceback is in ")[1].split(")")[0])
+    assert "TypeError: an engine bug" in details.read_text()
+    details.unlink()
 
 
 # --------------------------------------------------------------------------- resume
@@ -454,6 +798,24 @@ def test_resume_refuses_a_stack_that_is_not_being_torn_down(endpoint: Endpoint) 
     assert endpoint.existing() == {"wave-1"}
 
 
+def test_resume_refuses_a_cleanup_whose_running_job_needs_force_and_goes_on_with_the_others(
+    endpoint: Endpoint,
+) -> None:
+    endpoint.job("runtime-1", tags={"fleet": "demo"}, status="IN_PROGRESS")  # RuntimeJobs: Force "false"
+    for job_id in ("wave-1", "wave-2", "created-1"):
+        endpoint.job(job_id)
+
+    code, output = endpoint.run(
+        "resume", "--stack", "Fleet", "--yes", clients=resume_clients(endpoint, fleet_stack("DELETE_FAILED"))
+    )
+
+    assert code == 1
+    assert "Fleet/RuntimeJobs: nothing was deleted: 1 selected job(s) still running" in output
+    assert "`iot-job-cleanup delete --job-id ID --drain DURATION`" in output and "--force" in output
+    assert "Fleet/Waves: every selected job is gone" in output
+    assert endpoint.existing() == {"runtime-1"}
+
+
 # --------------------------------------------------------------------------- start-up
 
 
@@ -530,7 +892,7 @@ def test_ctrl_c_during_resume_starts_no_further_cleanup(endpoint: Endpoint) -> N
     )
 
     assert code == 130
-    assert endpoint.lifecycle.calls["DeleteJob"] == 2  # the first cleanup's two; nothing after
+    assert 1 <= endpoint.lifecycle.calls["DeleteJob"] <= 2  # the first cleanup's two at most; nothing after
     assert {"wave-1", "wave-2", "created-1"} <= endpoint.existing()
 
 

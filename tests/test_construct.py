@@ -8,6 +8,7 @@ from typing import Any
 
 import aws_cdk as cdk
 import cdk_nag
+import jsii
 import pytest
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_iot as iot
@@ -105,6 +106,47 @@ def test_the_handler_may_read_the_status_of_its_own_stack_only() -> None:
     assert statement["Resource"] == {"Ref": "AWS::StackId"}
 
 
+def describe_stacks_resources(template: Template) -> Any:
+    (statement,) = [
+        statement
+        for policy in policies(template).values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if "cloudformation" in str(statement["Action"])
+    ]
+    assert statement["Action"] == "cloudformation:DescribeStacks"
+    return statement["Resource"]
+
+
+def test_in_a_nested_stack_the_handler_may_also_read_the_status_of_the_root_stack() -> None:
+    """A nested stack is deleted (its own status DELETE_IN_PROGRESS) when its parent's update
+    removes it: the handler follows RootId to the root stack, which must be the one torn down."""
+    root = cdk.Stack(cdk.App(), "Root")
+    fleet = cdk.NestedStack(root, "Fleet")
+    inner = cdk.NestedStack(fleet, "Inner")
+    IotJobCleanup(fleet, "Cleanup", job_ids=["ota-1"])
+    IotJobCleanup(inner, "Cleanup", job_ids=["ota-2"])
+
+    templates = {stack: Template.from_stack(stack) for stack in (root, fleet, inner)}
+
+    # Its own stack (the nested one), and the root stack by its id, handed down as a parameter.
+    for stack in (fleet, inner):
+        own, root_id = describe_stacks_resources(templates[stack])
+        assert own == {"Ref": "AWS::StackId"}
+        assert set(templates[stack].to_json()["Parameters"]) == {root_id["Ref"]}
+
+    def handed_down(parent: cdk.Stack) -> list[Any]:
+        return [
+            value
+            for resource in templates[parent].find_resources("AWS::CloudFormation::Stack").values()
+            for value in resource["Properties"]["Parameters"].values()
+        ]
+
+    assert handed_down(root) == [{"Ref": "AWS::StackId"}]  # the root's own id, to Fleet
+    (fleet_root_id,) = templates[fleet].to_json()["Parameters"]
+    assert handed_down(fleet) == [{"Ref": fleet_root_id}]  # passed on to Inner
+    templates[root].resource_count_is(RESOURCE, 0)
+
+
 def test_one_set_of_provider_resources_serves_twenty_cleanups() -> None:
     template = synth(*[{"job_ids": [f"job-{index}"]} for index in range(20)])
 
@@ -182,6 +224,135 @@ def test_named_jobs_with_and_without_drain_fill_policies_within_the_size_limit()
     drained = [ARN + f"job/ota-2026-12-rollout-wave-{index:04d}" for index in range(250)]
     assert sorted(granted[tuple(sorted(JOB_ACTIONS + DRAIN_ACTIONS))]) == drained
     assert len(granted[tuple(sorted(JOB_ACTIONS))]) == 350
+
+
+def role_managed_policies(template: Template) -> dict[str, dict[str, Any]]:
+    return {
+        logical_id: policy
+        for logical_id, policy in template.find_resources("AWS::IAM::ManagedPolicy").items()
+        if policy["Properties"]["Roles"] == [{"Ref": "IotJobCleanupProviderHandlerRoleC5D636D7"}]
+    }
+
+
+def managed_paths(stack: cdk.Stack) -> list[str]:
+    """The construct ids of the handler role's managed policies."""
+    role = stack.node.find_child("IotJobCleanupProvider").node.find_child("HandlerRole")
+    return [child.node.id for child in role.node.children if isinstance(child, iam.ManagedPolicy)]
+
+
+def test_eleven_filtered_cleanups_share_at_most_ten_managed_policies_packed_by_size(tmp_path: Any) -> None:
+    """IAM attaches at most 10 managed policies to a role (without a quota increase): one
+    SelectionPolicy per filtered cleanup made 11 for eleven cleanups, and the deploy failed.
+    The selection statements and named ARNs are packed together by size instead; every
+    wildcard still has its acknowledgement for cdk-nag."""
+    app = cdk.App(outdir=str(tmp_path))
+    stack = cdk.Stack(app, "Stack")
+    selectors: list[dict[str, Any]] = [
+        *({"job_id_prefix": f"wave{index}-", "tags": {"fleet": "demo"}} for index in range(8)),
+        {"job_id_prefix": "canary-"},
+        {"thing_groups": ["demo-fleet"]},
+        {"tags": TAGS, "drain": cdk.Duration.minutes(2)},
+    ]
+    cleanups = [IotJobCleanup(stack, f"Cleanup{index}", **props) for index, props in enumerate(selectors)]
+    IotJobCleanup(stack, "Named", job_ids=[f"ota-{index}" for index in range(20)])
+    cdk.Validations.of(app).add_plugins(cdk_nag.AwsSolutionsChecks(app))
+
+    app.synth()  # raises ValidationFailed, with the findings, on any unacknowledged one
+
+    template = Template.from_stack(stack)
+    managed = role_managed_policies(template)
+    assert set(managed) == set(template.find_resources("AWS::IAM::ManagedPolicy"))
+    assert len(managed) < len(selectors)
+    assert all(resolved_size(p["Properties"]["PolicyDocument"]) <= 6144 for p in managed.values())
+    statements = all_statements(template, set(managed))
+    for cleanup, props in zip(cleanups, selectors, strict=True):
+        pattern = ARN + f"job/{props.get('job_id_prefix', '')}*"
+        condition = (
+            {"StringEquals": {f"aws:ResourceTag/{key}": value for key, value in props["tags"].items()}}
+            if "tags" in props
+            else None
+        )
+        (jobs,) = [
+            s
+            for s in statements
+            if "iot:DeleteJob" in s["Action"] and pattern in s["Resource"] and s.get("Condition") == condition
+        ]
+        assert ("iot:CancelJob" in jobs["Action"]) == ("drain" in props)
+        assert [
+            s for s in statements if s["Action"] == ["iot:ListTagsForResource"] and pattern in s["Resource"]
+        ]
+        # The cleanup is deleted before any policy that holds its permissions.
+        depends_on = template.find_resources(RESOURCE)[
+            stack.resolve(stack.get_logical_id(cleanup.resource.node.default_child))
+        ]
+        assert {jobs["Policy"]} | set(managed) <= set(depends_on["DependsOn"])
+        assert cleanup.node.try_find_child("SelectionPolicy") is None
+    named = [arn for s in statements if s.get("Condition") is None for arn in s["Resource"] if "ota-" in arn]
+    assert sorted(named) == sorted(ARN + f"job/ota-{index}" for index in range(20))
+    # job/* is acknowledged on the policy that holds it, with the reason of every cleanup behind it.
+    acknowledged = nag_acknowledgements(stack)
+    iam5 = (
+        "AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:"
+    )
+    holders = {path for path, rule in acknowledged if rule == iam5 + "job/*]"}
+    assert holders <= {
+        f"Stack/IotJobCleanupProvider/HandlerRole/{managed_id}" for managed_id in managed_paths(stack)
+    }
+    reasons = " ".join(reason for (_, rule), reason in acknowledged.items() if rule == iam5 + "job/*]")
+    assert "IotJobCleanup Stack/Cleanup9 selects jobs by the thing groups they target" in reasons
+    assert "IotJobCleanup Stack/Cleanup10 selects jobs created at runtime by their tags" in reasons
+
+
+def test_650_named_jobs_and_two_filtered_cleanups_fit_ten_managed_policies() -> None:
+    """Ten job policies for the ARNs plus two SelectionPolicies made 12."""
+    template = synth(
+        {"job_ids": [f"ota-2026-11-rollout-wave-{index:04d}" for index in range(650)]},
+        {"tags": TAGS},
+        {"job_id_prefix": "ota-2027-"},
+    )
+
+    managed = role_managed_policies(template)
+    assert len(managed) == 10
+    assert all(resolved_size(p["Properties"]["PolicyDocument"]) <= 6144 for p in managed.values())
+    statements = all_statements(template, set(managed))
+    granted = [
+        arn
+        for s in statements
+        if "iot:DeleteJob" in s["Action"] and "Condition" not in s
+        for arn in s["Resource"]
+    ]
+    assert len(granted) == 650 + 1  # and job/ota-2027-*
+    assert [s["Resource"] for s in statements if s.get("Condition") == TAG_CONDITION] == [[ARN + "job/*"]]
+    for resource in template.find_resources(RESOURCE).values():
+        assert set(managed) <= set(resource["DependsOn"])
+
+
+def test_a_stack_whose_permissions_cannot_fit_ten_managed_policies_fails_at_synth_with_the_fix() -> None:
+    stack = cdk.Stack(cdk.App(), "Stack")
+    for index in range(10):  # a list token's length is known only at deploy: a policy of its own each
+        ids = cdk.CfnParameter(stack, f"Ids{index}", type="CommaDelimitedList").value_as_list
+        IotJobCleanup(stack, f"Cleanup{index}", job_ids=ids)
+    more = cdk.CfnParameter(stack, "More", type="CommaDelimitedList").value_as_list
+
+    with pytest.raises(
+        ValueError,
+        match=r"IotJobCleanup Stack/Cleanup10: the stack's cleanups would need 11 managed policies on their "
+        r"shared handler role, even packed by size, and IAM attaches at most 10 to a role.*"
+        r"11 lists of job ids from tokens.*move some cleanups into another stack or a NestedStack",
+    ):
+        IotJobCleanup(stack, "Cleanup10", job_ids=more)
+
+    assert stack.node.try_find_child("Cleanup10") is None
+
+
+def test_a_cleanup_added_after_synthesis_is_refused_as_its_permissions_would_be_missing() -> None:
+    """The role's policies are laid out when the stack is synthesized, once."""
+    stack = cdk.Stack(cdk.App(), "Stack")
+    IotJobCleanup(stack, "First", job_ids=["ota-1"])
+    Template.from_stack(stack)
+
+    with pytest.raises(ValueError, match=r"Stack/Late: added after the stack was synthesized.*Add every"):
+        IotJobCleanup(stack, "Late", job_ids=["ota-2"])
 
 
 def service_tokens(template: Template) -> dict[str, Any]:
@@ -490,7 +661,7 @@ def test_tokens_are_accepted_unchecked() -> None:
             r"job_ids=\[\.\.\.\].*tags=",
         ),
         ({"tags": {}}, r"tags is empty: .*Give a tag, e.g. tags=\{'fleet': 'demo'\}, or leave tags out"),
-        ({"tags": ["fleet"]}, r"tags is \['fleet'\]: it must be a mapping of tag keys to values"),
+        ({"tags": ["fleet"]}, r"tags is \['fleet'\] \(list\): it must be a mapping of tag keys to values"),
         (
             {"tags": {f"k{index}": "v" for index in range(51)}},
             r"tags has 51 tags: an IoT job carries at most 50.*50 tags or fewer",
@@ -514,7 +685,11 @@ def test_tokens_are_accepted_unchecked() -> None:
             r"the IAM policy that limits the handler to jobs carrying them would be \d+ characters, "
             r"more than the 6,144.*fewer or shorter tags",
         ),
-        ({"job_id_prefix": ""}, r"job_id_prefix is '' \(0 characters\): a prefix is 1 to 64 characters"),
+        (
+            {"job_id_prefix": ""},
+            r"job_id_prefix is '' \(0 characters\): a prefix is 1 to 64 characters.*"
+            r"an empty one would select every job",
+        ),
         ({"job_id_prefix": "ota*"}, r"job_id_prefix is 'ota\*' .*letters, digits, '_' and '-'.*leave it out"),
         ({"job_id_prefix": "p" * 65}, r"job_id_prefix is 'p+' \(65 characters\)"),
         ({"thing_groups": "fleet"}, r"thing_groups is 'fleet': it must be a list.*thing_groups=\['fleet'\]"),
@@ -537,15 +712,146 @@ def test_tokens_are_accepted_unchecked() -> None:
             r"drain is 300 s: drain time counts inside total_timeout \(300 s\).*at most 240 s.*"
             r"or raise total_timeout to Duration.seconds\(360\)",
         ),
+        # Finding 16: each option's type and range, the message naming the construct path.
+        (
+            {"job_ids": ["a"], "drain": 600},
+            r"drain is 600 \(int\): it must be a Duration.*Write drain=Duration\.seconds\(600\)",
+        ),
+        (
+            {"job_ids": ["a"], "query_interval": 2},
+            r"query_interval is 2 \(int\): it must be a Duration.*query_interval=Duration\.seconds\(2\)",
+        ),
+        (
+            {"job_ids": ["a"], "total_timeout": 3600.0},
+            r"total_timeout is 3600\.0 \(float\): it must be a Duration.*Duration\.seconds\(3600\)",
+        ),
+        (
+            {"job_ids": ["a"], "total_timeout": cdk.Duration.seconds(90.5)},
+            r"total_timeout is 90\.5 s: it must be a whole number of seconds.*ServiceTimeout.*"
+            r"Duration\.seconds\(90\) or Duration\.seconds\(91\)",
+        ),
+        (
+            {
+                "job_ids": ["a"],
+                "query_interval": cdk.Duration.minutes(2),
+                "total_timeout": cdk.Duration.minutes(1),
+            },
+            r"query_interval is 120 s, longer than total_timeout \(60 s\).*Shorten query_interval",
+        ),
+        (
+            {"job_ids": [cdk.Fn.join("-", ["bad id!", "x"])]},
+            r"job_ids contains 'bad id!-x' \(9 characters\): a job id is 1 to 64 characters",
+        ),
+        (
+            {"job_ids": ["ota-1", cdk.Fn.join("-", ["ota", "1"])]},
+            r"job_ids names 'ota-1' more than once",
+        ),
+        (
+            {"job_id_prefix": cdk.Fn.join("", ["ota", "*"])},
+            r"job_id_prefix is 'ota\*' \(4 characters\): a prefix is 1 to 64 characters",
+        ),
+        (
+            {"tags": {"fleet": cdk.Fn.join("|", ["a", "b"])}},
+            r"tags gives 'fleet' the value 'a\|b' \(3 characters\): a tag value is 0 to 256",
+        ),
+        (
+            {"thing_groups": [cdk.Fn.join(" ", ["my", "fleet"])]},
+            r"thing_groups contains 'my fleet' \(8 characters\): a thing group name",
+        ),
+        (
+            {"job_ids": ["a"], "namespace_id": cdk.Fn.join(" ", ["green", "grass"])},
+            r"namespace_id is 'green grass': it must be letters",
+        ),
+        ({"job_ids": ["a"], "namespace_id": 7}, r"namespace_id is 7 \(int\): it must be a string"),
+        (
+            {"job_ids": ["a"], "removal_policy": "retain"},
+            r"removal_policy is 'retain' \(str\): it must be a RemovalPolicy.*RemovalPolicy\.RETAIN",
+        ),
+        ({"job_ids": ["a"], "removal_policy": None}, r"removal_policy is None \(NoneType\)"),
+        ({"job_ids": 5}, r"job_ids is 5 \(int\): it must be a list of job id strings"),
+        ({"job_ids": {"a": "b"}}, r"job_ids is \{'a': 'b'\} \(dict\): it must be a list of job id strings"),
+        (
+            {"tags": [("fleet", "demo"), ("fleet", "canary")]},
+            r"tags is \[\('fleet', 'demo'\), \('fleet', 'canary'\)\] \(list\): it must be a mapping.*"
+            r"a list of pairs could give a key twice.*tags=\{'fleet': 'demo'\}",
+        ),
+        ({"tags": "fleet=demo"}, r"tags is 'fleet=demo' \(str\): it must be a mapping"),
+        (
+            {"tags": {cdk.Fn.join("", ["fle", "et"]): "a", "fleet": "b"}},
+            r"tags names the key 'fleet' more than once",
+        ),
+        ({"job_id_prefix": 7}, r"job_id_prefix is 7 \(int\): it must be a string"),
+        ({"thing_groups": 7}, r"thing_groups is 7 \(int\): it must be a list"),
     ],
 )
-def test_bad_settings_fail_at_synth_time_naming_value_rule_and_fix(
+def test_bad_settings_fail_at_synth_time_naming_the_construct_value_rule_and_fix(
     props: dict[str, Any], message: str
 ) -> None:
     stack = cdk.Stack(cdk.App(), "Stack")
-
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as refused:
         IotJobCleanup(stack, "Cleanup", **props)
+
+    assert str(refused.value).startswith("IotJobCleanup Stack/Cleanup: "), str(refused.value)
+    # Nothing was added to the stack: the same id can be used again with the fix.
+    assert stack.node.try_find_child("Cleanup") is None
+
+
+@pytest.mark.parametrize("force", ["false", "true", "yes", "", 1, 0, None], ids=repr)
+def test_force_takes_only_a_bool_so_a_context_string_never_forces(force: object) -> None:
+    """``cdk synth -c forceJobDeletion=false`` gives the string "false", which is truthy: it
+    used to put Force "true" in the template and force-delete running jobs at teardown."""
+    stack = cdk.Stack(cdk.App(), "Stack")
+
+    with pytest.raises(
+        ValueError,
+        match=rf"IotJobCleanup Stack/Cleanup: force is {re.escape(repr(force))} \({type(force).__name__}\): "
+        r"it must be True or False.*the string 'false' .* is true.*"
+        r'force=app\.node\.try_get_context\("forceJobDeletion"\) in \(True, "true"\)',
+    ):
+        IotJobCleanup(stack, "Cleanup", job_ids=["a"], force=force)
+
+
+def test_a_duration_from_a_token_is_refused_as_the_checks_and_service_timeout_need_its_value() -> None:
+    stack = cdk.Stack(cdk.App(), "Stack")
+    minutes = cdk.CfnParameter(stack, "Minutes", type="Number").value_as_number
+
+    with pytest.raises(ValueError, match=r"Stack/Cleanup: total_timeout is a token.*known at synth time"):
+        IotJobCleanup(stack, "Cleanup", job_ids=["a"], total_timeout=cdk.Duration.minutes(minutes))
+
+
+def test_fn_join_of_literals_is_judged_and_kept_as_the_literal_it_is() -> None:
+    stack = cdk.Stack(cdk.App(), "Stack")
+
+    cleanup = IotJobCleanup(
+        stack,
+        "Cleanup",
+        job_ids=[cdk.Fn.join("-", ["ota", "1"])],
+        tags={cdk.Fn.join("", ["fle", "et"]): cdk.Fn.join("-", ["demo", "ota"])},
+        job_id_prefix=cdk.Fn.join("-", ["ota", ""]),
+    )
+
+    assert (cleanup.tags, cleanup.job_id_prefix) == ({"fleet": "demo-ota"}, "ota-")
+    assert stack.resolve(cleanup.job_arns) == [job_arn("ota-1")]
+
+
+def test_a_lazy_value_is_never_produced_early_even_inside_fn_join() -> None:
+    """Judging a Fn.join of literals resolves it, but no other token: a Lazy's producer may
+    depend on constructs added after the cleanup."""
+
+    @jsii.implements(cdk.IStringProducer)
+    class Producer:
+        calls = 0
+
+        def produce(self, context: cdk.IResolveContext) -> str:
+            Producer.calls += 1
+            return "ota-late"
+
+    stack = cdk.Stack(cdk.App(), "Stack")
+    late = cdk.Lazy.uncached_string(Producer())
+
+    IotJobCleanup(stack, "Cleanup", job_ids=[cdk.Fn.join("-", [late, "1"]), late], job_id_prefix=late)
+
+    assert Producer.calls == 0
 
 
 # --------------------------------------------------------------------------- runtime jobs: filters and drain
@@ -695,10 +1001,13 @@ def test_drain_may_take_all_of_total_timeout_but_its_last_minute() -> None:
     template = synth(
         {"job_ids": ["a"], "drain": cdk.Duration.minutes(4), "total_timeout": cdk.Duration.minutes(5)},
         {"job_ids": ["b"], "drain": cdk.Duration.seconds(0)},
+        # Fractions of a second are fine where the handler takes them (not in ServiceTimeout).
+        {"job_ids": ["c"], "drain": cdk.Duration.millis(90500), "query_interval": cdk.Duration.millis(1500)},
     )
 
     template.has_resource_properties(RESOURCE, {"DrainSeconds": "240", "TotalTimeoutSeconds": "300"})
     template.has_resource_properties(RESOURCE, {"DrainSeconds": "0", "TotalTimeoutSeconds": "3600"})
+    template.has_resource_properties(RESOURCE, {"DrainSeconds": "90.5", "QueryIntervalSeconds": "1.5"})
 
 
 TAGS = {"fleet": "demo", "rollout": "2026-11"}
@@ -790,6 +1099,8 @@ def test_filtered_cleanups_pass_cdk_nag_with_every_wildcard_acknowledged_and_rea
     IotJobCleanup(stack, "Prefix", job_id_prefix="ota-")
     IotJobCleanup(stack, "TokenPrefix", job_id_prefix=prefix, tags={"fleet": "demo"})
     IotJobCleanup(stack, "Named", job_ids=["ota-1"], drain=cdk.Duration.minutes(2))
+    listed = cdk.CfnParameter(stack, "ListedIds", type="CommaDelimitedList").value_as_list
+    IotJobCleanup(stack, "Listed", job_ids=listed)  # its ARNs: arn:*:iot:*:*:job/<id>
     cdk.Validations.of(app).add_plugins(cdk_nag.AwsSolutionsChecks(app))
 
     app.synth()  # raises ValidationFailed, with the findings, on any unacknowledged one
@@ -868,9 +1179,9 @@ def test_grant_create_jobs_lets_the_creator_make_only_jobs_the_cleanup_will_dele
     assert resource_id in functions[function_id]["DependsOn"]
 
 
-def test_grant_create_jobs_without_groups_or_prefix_covers_any_job_id_and_target() -> None:
+def test_grant_create_jobs_without_groups_covers_any_target_but_only_the_prefixed_job_ids() -> None:
     stack = cdk.Stack(cdk.App(), "Stack")
-    cleanup = IotJobCleanup(stack, "Cleanup", tags={"fleet": "demo"})
+    cleanup = IotJobCleanup(stack, "Cleanup", tags={"fleet": "demo"}, job_id_prefix="ota-")
     role = iam.Role(stack, "Creator", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
 
     cleanup.grant_create_jobs(role)
@@ -881,12 +1192,12 @@ def test_grant_create_jobs_without_groups_or_prefix_covers_any_job_id_and_target
     ]
     statements = {s["Action"][0]: s for s in all_statements(template, {policy_id})}
     assert statements["iot:CreateJob"]["Resource"] == [
-        ARN + "job/*",
+        ARN + "job/ota-*",
         ARN + "thinggroup/*",
         ARN + "thing/*",
         ARN + "jobtemplate/*",
     ]
-    assert statements["iot:TagResource"]["Resource"] == [ARN + "job/*"]
+    assert statements["iot:TagResource"]["Resource"] == [ARN + "job/ota-*"]
     assert statements["iot:CreateJob"]["Condition"] == {
         "StringEquals": {"aws:RequestTag/fleet": "demo"},
         "ForAnyValue:StringEquals": {"aws:TagKeys": ["fleet"]},
@@ -896,6 +1207,31 @@ def test_grant_create_jobs_without_groups_or_prefix_covers_any_job_id_and_target
         logical_id for logical_id in template.find_resources("AWS::IAM::Role") if "Creator" in logical_id
     ]
     assert resource_id in template.find_resources("AWS::IAM::Role")[role_id]["DependsOn"]
+
+
+@pytest.mark.parametrize(
+    "selector",
+    [{"tags": {"fleet": "demo"}}, {"tags": {"fleet": "demo"}, "thing_groups": ["demo-fleet"]}],
+    ids=lambda selector: ",".join(selector),
+)
+def test_grant_create_jobs_without_a_prefix_is_refused_as_the_grantee_could_tag_any_job(
+    selector: dict[str, Any],
+) -> None:
+    """iot:TagResource on job/* would let the grantee put the cleanup's tags on any job of the
+    account, which the cleanup then cancels and deletes at teardown."""
+    stack = cdk.Stack(cdk.App(), "Stack")
+    cleanup = IotJobCleanup(stack, "Cleanup", **selector)
+    role = iam.Role(stack, "Creator", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+
+    with pytest.raises(
+        ValueError,
+        match=r"grant_create_jobs on Stack/Cleanup, a cleanup without job_id_prefix: .*"
+        r"iot:TagResource cannot be limited to creation.*any job in the account.*cancels and deletes.*"
+        r"Give the cleanup a job_id_prefix",
+    ):
+        cleanup.grant_create_jobs(role)
+
+    assert role.node.try_find_child("DefaultPolicy") is None  # nothing granted
 
 
 @pytest.mark.parametrize(

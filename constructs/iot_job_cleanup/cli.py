@@ -9,18 +9,28 @@ The selection is the one IotJobCleanup takes: the jobs named with --job-id, plus
 that match every filter given (--tag AND --thing-group AND --prefix). The same engine as the
 Lambda handler deletes them (slot scheduling, backoff, discovery, force and drain), with no
 time cap. Exit codes: 0 every selected job is gone (or none matched, or a dry run), 1 jobs
-are left, 2 usage (or a question nobody could answer), 130 interrupted.
+are left (the reason is printed: a job that needs --force refused before any deletion, a
+refusal by IoT, jobs left alone that matched after the prompt), 2 usage (or a question
+nobody could answer), 130 interrupted by Ctrl-C, 143 stopped by SIGTERM (handled as Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import io
 import json
+import logging
 import math
 import re
+import signal
 import sys
+import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -28,7 +38,7 @@ from .engine import load_engine
 
 __all__ = ["main", "parse_duration"]
 
-EXIT_DONE, EXIT_LEFT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_DONE, EXIT_LEFT, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
 RESOURCE_TYPE = "Custom::IotJobCleanup"  # the construct's (cleanup.py loads aws-cdk-lib)
 RESUMABLE_STATUSES = frozenset({"DELETE_IN_PROGRESS", "DELETE_FAILED"})
@@ -36,14 +46,52 @@ FINISHED = ("DELETE_COMPLETE", "DELETE_SKIPPED")  # a resource's Delete done, or
 RETAINED = ("Retain", "RetainExceptOnCreate")  # DeletionPolicy values that keep it at stack deletion
 LOG_LINE_SECONDS = 30.0  # without a terminal, a progress line this often
 DEFAULT_DELETION_SECONDS = 60.0  # until a deletion of ours has been seen to finish
+LOGGER = "iot_job_cleanup"  # the engine's logger
+LISTED_BEFORE_ASKING = 20  # jobs listed per selector above the prompt; --dry-run lists them all
 
 
 class UsageError(Exception):
     """Bad arguments: the message says which and what to write instead."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, as Ctrl-C's KeyboardInterrupt is."""
+
+
 class Interrupted(Exception):  # noqa: N818 (what happened, said plainly)
-    """Ctrl-C: what was under way has been said; nothing more starts."""
+    """Ctrl-C or SIGTERM: what was under way has been said; nothing more starts."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _interruption(exc: KeyboardInterrupt) -> tuple[str, int]:
+    """How an interruption is named, and its exit code."""
+    if isinstance(exc, Terminated):
+        return "Terminated (SIGTERM)", EXIT_TERMINATED
+    return "Interrupted", EXIT_INTERRUPTED
+
+
+@contextmanager
+def sigterm_as_interruption() -> Iterator[None]:
+    """While the command runs, SIGTERM stops it as Ctrl-C does: what is under way and what is
+    left is said. The handler that was there before is put back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    received: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        if not received:  # the first one stops the run; the report is not cut short by more
+            received.append(signum)
+            raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def parse_duration(text: str) -> float:
@@ -80,7 +128,14 @@ def make_clients(engine: Any, args: argparse.Namespace) -> Clients:
     extra = {"endpoint_url": args.endpoint_url} if args.endpoint_url else {}
 
     def client(service: str) -> Any:
-        return session.client(service, config=engine.CLIENT_CONFIG, **extra)
+        try:
+            return session.client(service, config=engine.CLIENT_CONFIG, **extra)
+        except ValueError as exc:
+            if type(exc) is not ValueError:  # botocore's own (a region it cannot use): said as it is
+                raise
+            raise UsageError(  # boto3's "Invalid endpoint: ..."
+                f"{exc}: write --endpoint-url (or AWS_ENDPOINT_URL) as a URL, e.g. http://localhost:5000."
+            ) from exc
 
     return Clients(
         client("iot"), client("resourcegroupstaggingapi"), client("cloudformation"), client("stepfunctions")
@@ -105,33 +160,47 @@ class Candidate:
             job["jobId"], status, selector, status in engine.RUNNING_STATUSES, engine.devices_busy(job)
         )
 
+    def needs_force(self, request: Any) -> bool:
+        """Running, and the run may neither force its deletion nor cancel it to drain."""
+        return self.running and not request.force and request.drain is None
+
     def note(self, request: Any) -> str:
         if request.drain is not None and (self.running or self.devices_busy):
             return "cancelled first, deleted once its devices finish" + (
                 "" if request.force else " (fails if they do not within the drain time)"
             )
-        if self.running and not request.force:
+        if self.needs_force(request):
             return "needs --force (or --drain)"
         return ""
 
 
 def preview(engine: Any, iot: Any, request: Any, clock: Callable[[], float]) -> list[Candidate]:
-    """Every job the selection covers now, as the engine would find it: changes nothing."""
+    """Every job the selection covers now, found and judged as the engine does before it acts
+    (its guard: every filter, the namespace, a refusal by I3): changes nothing."""
+    guard = engine.guard.Guard(
+        iot, request, clock=clock, marker="preview", cancel_comment="", drain_from=clock()
+    )
     found: list[Candidate] = []
     for job_id in request.job_ids:
-        job = iot.describe(job_id)
-        if job is not None:
-            found.append(Candidate.of(engine, job, "named"))
+        look = guard.look(job_id, named=True)
+        if look.job is not None:
+            found.append(Candidate.of(engine, look.job, "named"))
     if request.selection.has_filters:
-        walk = engine.Discovery(iot, request.selection, clock=clock)
+        walk = engine.Discovery(
+            iot,
+            request.selection,
+            clock=clock,
+            look=lambda job_id: guard.look(job_id, named=False, judge=False).job,
+        )
         while (match := walk.next_match()) is not None:
-            job = iot.describe(match.job_id)
-            if job is not None and walk.in_namespace(job):
-                found.append(Candidate.of(engine, job, match.listing))
+            look = guard.look(match.job_id, named=False)
+            if look.selected and look.job is not None:
+                found.append(Candidate.of(engine, look.job, match.listing))
     return found
 
 
-def print_preview(candidates: list[Candidate], request: Any, out: TextIO) -> None:
+def print_preview(candidates: list[Candidate], request: Any, out: TextIO, limit: int | None = None) -> None:
+    """The candidates by selector; past ``limit`` a selector's jobs are counted, not listed."""
     by_selector: dict[str, list[Candidate]] = {}
     for candidate in candidates:
         by_selector.setdefault(candidate.selector, []).append(candidate)
@@ -139,9 +208,12 @@ def print_preview(candidates: list[Candidate], request: Any, out: TextIO) -> Non
     for selector, members in by_selector.items():
         title = "named with --job-id" if selector == "named" else f"found in {selector}, matching {filters}"
         out.write(f"{len(members)} job(s) {title}:\n")
-        for candidate in members:
+        listed = members if limit is None else members[:limit]
+        for candidate in listed:
             note = candidate.note(request)
             out.write(f"  {candidate.job_id:<40} {candidate.status:<22} {note}\n".rstrip() + "\n")
+        if len(members) > len(listed):
+            out.write(f"  ... and {len(members) - len(listed)} more (--dry-run lists every one)\n")
 
 
 # --------------------------------------------------------------------------- progress
@@ -149,53 +221,54 @@ def print_preview(candidates: list[Candidate], request: Any, out: TextIO) -> Non
 
 @dataclass
 class Progress:
-    """A progress bar on a terminal; plain lines every 30 s in a log."""
+    """A progress bar on a terminal; plain lines every 30 s in a log. It reads the engine's
+    own account of the cleanup (``JobCleanup.progress()``), never its internals."""
 
     out: TextIO
-    total: int
+    total: int  # the jobs the preview found: more may be found while deleting
     live: bool
     clock: Callable[[], float]
     slots: int  # IoT's deletion slots, as the engine counts them
+    planned: bool = False  # the engine has looked at the named jobs: it holds them all
     started: float = field(init=False)
     _last_line_at: float = field(init=False, default=-math.inf)
 
     def __post_init__(self) -> None:
         self.started = self.clock()
 
-    def counts(self, cleanup: Any) -> tuple[int, int, int, int]:
-        deleting = len(cleanup.ours_deleting)
-        draining = len(cleanup.draining)
-        gone = min(self.total, len(cleanup.seen_gone))
-        waiting = max(0, self.total - gone - deleting - draining)
-        return gone, deleting, draining, waiting
-
-    def line(self, cleanup: Any) -> str:
-        gone, deleting, draining, waiting = self.counts(cleanup)
-        in_use = len(cleanup.deleting_anywhere | cleanup.ours_deleting)
+    def line(self, state: Any) -> str:
+        gone, draining, waiting = state.gone, state.draining, state.waiting
+        deleting = state.deleting + state.finishing  # left the deletion list, not yet seen gone
+        total = known = gone + deleting + draining + waiting
+        if not (state.discovery_finished and self.planned):  # jobs the engine is yet to come to wait too
+            total = max(self.total, known)
+            waiting += total - known
         elapsed = self.clock() - self.started
-        per_job = cleanup.duration[1] if cleanup.duration else DEFAULT_DELETION_SECONDS
+        per_job = state.deletion_seconds or DEFAULT_DELETION_SECONDS
         left = max(per_job if deleting else 0.0, (waiting + deleting) * per_job / self.slots)
         width = 20
-        filled = round(width * gone / self.total) if self.total else width
+        filled = min(width, round(width * gone / total)) if total else width
         bar = "#" * filled + "-" * (width - filled)
         drained = f", {draining} draining" if draining else ""
+        others = f" ({state.slots_held_by_others} by others)" if state.slots_held_by_others else ""
+        throttled = f" | throttled {state.throttled}" if state.throttled else ""
         return (
-            f"[{bar}] {gone}/{self.total} gone, {deleting} deleting{drained}, {waiting} waiting | "
-            f"slots {in_use}/{self.slots} | LimitExceeded {cleanup.limit_exceeded} | "
-            f"{_clock(elapsed)} elapsed, ~{_clock(left)} left"
+            f"[{bar}] {gone}/{total} gone, {deleting} deleting{drained}, {waiting} waiting | "
+            f"slots {state.slots_in_use}/{self.slots}{others} | LimitExceeded {state.limit_exceeded}"
+            f"{throttled} | {_clock(elapsed)} elapsed, ~{_clock(left)} left"
         )
 
     def update(self, cleanup: Any) -> None:
         if self.live:
-            self.out.write("\r\x1b[2K" + self.line(cleanup))
+            self.out.write("\r\x1b[2K" + self.line(cleanup.progress()))
             self.out.flush()
         elif self.clock() - self._last_line_at >= LOG_LINE_SECONDS:
             self._last_line_at = self.clock()
-            self.out.write(self.line(cleanup) + "\n")
+            self.out.write(self.line(cleanup.progress()) + "\n")
             self.out.flush()
 
-    def finish(self, cleanup: Any) -> None:
-        self.out.write(("\r\x1b[2K" if self.live else "") + self.line(cleanup) + "\n")
+    def finish(self, state: Any) -> None:
+        self.out.write(("\r\x1b[2K" if self.live else "") + self.line(state) + "\n")
 
 
 def _clock(seconds: float) -> str:
@@ -204,7 +277,42 @@ def _clock(seconds: float) -> str:
     return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
+def _one_line(text: object) -> str:
+    """A message on one line, ending as a sentence."""
+    line = " ".join(str(text).split())
+    return line if line.endswith((".", "!", "?")) else line + "."
+
+
+def _aws_error(exc: Exception) -> str:
+    """A botocore error on one line, in words: the call, the code and IoT's message."""
+    from botocore.exceptions import ClientError
+
+    if not isinstance(exc, ClientError):
+        return _one_line(exc)
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", "")) or "an error"
+    hint = (
+        " Check that the credentials used allow it, and for a service control policy or a permissions "
+        "boundary that denies it."
+        if "AccessDenied" in code or code == "UnauthorizedOperation"
+        else ""
+    )
+    return _one_line(f"AWS refused {exc.operation_name}: {code}: {error.get('Message', '')}") + hint
+
+
+def _ids(job_ids: Iterable[str]) -> str:
+    return ", ".join(job_ids)
+
+
 # --------------------------------------------------------------------------- running a cleanup
+
+# The engine's messages name the construct's options; the delete command's are flags.
+_FLAG_WORDS = (
+    (re.compile(r'set force=True \(Force: "true"\)'), "pass --force"),
+    (re.compile(r"set force=True"), "pass --force"),
+    (re.compile(r"set a drain time"), "pass --drain DURATION"),
+    (re.compile(r"\(drain\)"), "(--drain)"),
+)
 
 
 @dataclass
@@ -214,6 +322,28 @@ class Run:
     request: Any
     title: str
     cancel_comment: str
+    resumed: bool = False  # a stack's cleanup: its force and drain are the stack's, not flags
+
+    def force_fix(self) -> str:
+        """What to do about a job that needs force, in this command's words."""
+        if self.resumed:
+            return (
+                "resume takes the cleanup's force and drain from the stack: delete such a job with "
+                "`iot-job-cleanup delete --job-id ID --drain DURATION` (cancelled, then deleted once its "
+                "devices finish) or `--force` (deleted while it runs), then run resume again."
+            )
+        return (
+            "Pass --drain DURATION to have running jobs cancelled, then deleted once their devices "
+            "finish, or --force to delete them while they run; or leave them out of the selection."
+        )
+
+    def in_own_words(self, message: object) -> str:
+        """An engine message on one line, the construct's option names made this command's flags."""
+        line = _one_line(message)
+        if not self.resumed:
+            for construct, flag in _FLAG_WORDS:
+                line = construct.sub(flag, line)
+        return line
 
 
 def run_cleanup(
@@ -222,7 +352,7 @@ def run_cleanup(
     run: Run,
     *,
     out: TextIO,
-    ask: Callable[[str], bool | None],
+    ask: Callable[[str, str], bool | None],
     dry_run: bool,
     yes: bool,
     live: bool,
@@ -240,8 +370,19 @@ def run_cleanup(
         print_preview(candidates, run.request, out)
         out.write(f"Dry run: {len(candidates)} job(s) would be deleted; nothing was changed.\n")
         return EXIT_DONE
+    running = [candidate for candidate in candidates if candidate.needs_force(run.request)]
+    if running:  # the engine would fail on them after deleting the rest: refuse before the first
+        named = ", ".join(f"{candidate.job_id!r} is {candidate.status}" for candidate in running)
+        out.write(
+            f"{run.title}: nothing was deleted: {len(running)} selected job(s) still running, and IoT "
+            f"deletes a running job only with force ({named}). {run.force_fix()}\n"
+        )
+        return EXIT_LEFT
+    confine_to = None  # with --yes, every job the selection covers, found now or while deleting
     if not yes:
-        answer = ask(f"{run.title}: delete {len(candidates)} job(s)? [y/N] ")
+        listing = io.StringIO()
+        print_preview(candidates, run.request, listing, limit=LISTED_BEFORE_ASKING)
+        answer = ask(f"{run.title}: delete {len(candidates)} job(s)? [y/N] ", listing.getvalue())
         if answer is None:
             out.write(
                 f"{run.title}: {len(candidates)} job(s) would be deleted, and there is no terminal to ask "
@@ -251,57 +392,160 @@ def run_cleanup(
         if not answer:
             out.write("Nothing was deleted.\n")
             return EXIT_LEFT
-    return _delete(engine, iot, run, len(candidates), out=out, live=live, clock=clock, sleep=sleep)
+        confine_to = frozenset(candidate.job_id for candidate in candidates)  # what the answer covers
+    return _delete(
+        engine,
+        iot,
+        run,
+        [candidate.job_id for candidate in candidates],
+        confine_to=confine_to,
+        out=out,
+        live=live,
+        clock=clock,
+        sleep=sleep,
+    )
 
 
 def _delete(
     engine: Any,
     iot: Any,
     run: Run,
-    total: int,
+    listed: list[str],
     *,
+    confine_to: frozenset[str] | None,
     out: TextIO,
     live: bool,
     clock: Callable[[], float],
     sleep: Callable[[float], None],
 ) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError  # the engine has loaded botocore
+
     cleanup = engine.JobCleanup(
-        iot, run.request, clock=clock, sleep=sleep, hard_stop=math.inf, cancel_comment=run.cancel_comment
+        iot,
+        run.request,
+        clock=clock,
+        sleep=sleep,
+        hard_stop=math.inf,
+        cancel_comment=run.cancel_comment,
+        confine_to=confine_to,
     )
-    progress = Progress(out, total, live, clock, engine.DELETION_SLOTS)
+    progress = Progress(out, len(listed), live, clock, engine.DELETION_SLOTS)
     poll = run.request.query_interval or engine.Timing().poll_interval
+
+    def account() -> Any:
+        return _accounted(cleanup.progress(), listed, progress.planned)
+
     try:
         cleanup.plan()
+        progress.planned = True
         done = cleanup.run_until(math.inf, poll, on_poll=progress.update)
-    except KeyboardInterrupt:
-        progress.finish(cleanup)
-        under_way = sorted(cleanup.ours_deleting)
-        out.write(
-            f"Interrupted: no more deletions start. {len(under_way)} deletion(s) under way go on in IoT"
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (sigterm_as_interruption)
+        name, code = _interruption(exc)
+        state = account()
+        progress.finish(state)
+        _report_interruption(name, state, run, out)
+        raise Interrupted(code) from None
+    except engine.ForceRequiredError as exc:  # a job that was not running when the preview looked
+        reason = (
+            f"job {exc.job_id!r} is {exc.status}, and IoT deletes a running job only with force, so it was "
+            f"left as it is (it was not running, or not there, when the jobs were listed). {run.force_fix()}"
         )
-        out.write(
-            " by themselves, no further action needed" + (f": {', '.join(under_way)}" if under_way else "")
-        )
-        out.write(".\n")
-        if cleanup.draining:
-            out.write(
-                f"{len(cleanup.draining)} job(s) were cancelled to drain and are not deleted: "
-                f"{', '.join(sorted(cleanup.draining))}. Run the same command again to finish them.\n"
-            )
-        raise Interrupted from None
-    except engine.CleanupError as exc:
-        progress.finish(cleanup)
-        out.write(f"{run.title}: {exc}\n")
-        return EXIT_LEFT
-    progress.finish(cleanup)
+        return _failed(reason, account(), progress, run, out)
+    except engine.CleanupError as exc:  # a refusal, a drain time over: the engine's message
+        return _failed(run.in_own_words(exc), account(), progress, run, out)
+    except (ClientError, BotoCoreError) as exc:  # a call failed for a reason no retry cures
+        return _failed(_aws_error(exc), account(), progress, run, out)
+    state = cleanup.progress()
+    progress.finish(state)
     elapsed = clock() - progress.started
-    left = [job_id for job_id, _ in cleanup.remaining()]
-    outcome = "every selected job is gone" if done and not left else f"{len(left)} job(s) left"
+    left = _left(state)
+    if done and not left:
+        outcome = "every selected job is gone" if not state.held_back else "the job(s) you confirmed are gone"
+    else:
+        outcome = f"{len(left)} job(s) left"
     out.write(
         f"{run.title}: {outcome} after {_clock(elapsed)}; {iot.calls} IoT calls, "
-        f"LimitExceededException {cleanup.limit_exceeded} times.\n"
+        f"LimitExceededException {state.limit_exceeded} times.\n"
     )
-    return EXIT_DONE if done and not left else EXIT_LEFT
+    _report_left(state, out)
+    return EXIT_DONE if done and not left and not state.held_back else EXIT_LEFT
+
+
+def _accounted(state: Any, listed: list[str], planned: bool) -> Any:
+    """The engine's account of the run. Until its plan (the first look at the named jobs) is
+    made, it does not hold every job yet: the listed ones it does not account for were not
+    started either."""
+    if planned:
+        return state
+    known = {*state.deleting_ids, *state.cancelled_not_deleted, *state.not_started, *state.held_back}
+    missing = tuple(job_id for job_id in listed if job_id not in known)
+    return dataclasses.replace(state, not_started=(*state.not_started, *missing))
+
+
+def _left(state: Any) -> list[str]:
+    """Every selected job this run knows is not gone (held-back ones apart)."""
+    return sorted({*state.deleting_ids, *state.cancelled_not_deleted, *state.not_started})
+
+
+def _failed(reason: str, state: Any, progress: Progress, run: Run, out: TextIO) -> int:
+    progress.finish(state)
+    out.write(f"{run.title}: {reason}\n")
+    if state.deleting_ids:
+        out.write(
+            f"{len(state.deleting_ids)} deletion(s) under way go on in IoT by themselves: "
+            f"{_ids(state.deleting_ids)}.\n"
+        )
+    _report_left(state, out, again="Once the cause above is dealt with, run the same command again")
+    return EXIT_LEFT
+
+
+def _report_left(state: Any, out: TextIO, again: str = "Run the same command again") -> None:
+    """Name every job this run left undone: cancelled and not deleted, not started, held back."""
+    cancelled = state.cancelled_not_deleted
+    not_started = [job_id for job_id in state.not_started if job_id not in cancelled]
+    if cancelled:
+        out.write(
+            f"{len(cancelled)} job(s) this run cancelled are not deleted: {_ids(cancelled)}. "
+            f"{again} to delete them.\n"
+        )
+    if not_started:
+        out.write(
+            f"{len(not_started)} selected job(s) not deleted, their deletion not started: "
+            f"{_ids(not_started)}. {again} to delete them.\n"
+        )
+    if state.held_back:
+        out.write(
+            f"{len(state.held_back)} job(s) matched after you confirmed and were left alone: "
+            f"{_ids(state.held_back)}; run the command again to delete them.\n"
+        )
+
+
+def _report_interruption(name: str, state: Any, run: Run, out: TextIO) -> None:
+    """What goes on without us, and what is left undone. "No further action needed" only
+    when nothing is: no job cancelled and not deleted, none not started, none held back, and
+    no filter whose look for jobs (a whole walk that finds none left) is still to make."""
+    under_way = state.deleting_ids
+    undone = bool(state.cancelled_not_deleted or state.not_started or state.held_back)
+    filtered = run.request.selection.has_filters
+    if under_way:
+        out.write(
+            f"{name}: no more deletions start. {len(under_way)} deletion(s) under way go on in IoT by "
+            f"themselves: {_ids(under_way)}"
+        )
+    else:
+        out.write(f"{name}: no more deletions start; none is under way")
+    out.write("; no further action needed.\n" if not (undone or filtered) else ".\n")
+    _report_left(state, out)
+    if filtered and not state.discovery_finished:
+        out.write(
+            "The filters' listing had not finished: more jobs may match. Run the same command again "
+            "to delete them.\n"
+        )
+    elif filtered and not undone:
+        out.write(
+            "The last look for jobs the filters select (it finds jobs created meanwhile) was not made: "
+            "run the same command again once these deletions finish to make sure none is left.\n"
+        )
 
 
 # --------------------------------------------------------------------------- resume: a stack's cleanups
@@ -462,7 +706,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="iot-job-cleanup",
         description="Delete AWS IoT jobs through IoT's 10 deletion slots, waiting until each is gone.",
         epilog="Exit codes: 0 all selected jobs gone (or none matched, or a dry run), 1 jobs left, 2 usage, "
-        "130 interrupted.",
+        "130 interrupted (Ctrl-C), 143 stopped by SIGTERM.",
     )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--dry-run", action="store_true", help="list what would be deleted; change nothing")
@@ -500,15 +744,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _ask_on_terminal(stdin: TextIO, out: TextIO) -> Callable[[str], bool | None]:
-    def ask(question: str) -> bool | None:
+def _ask_on_terminal(stdin: TextIO, out: TextIO) -> Callable[[str, str], bool | None]:
+    def ask(question: str, listing: str = "") -> bool | None:
+        """The answer, or None with no terminal to ask on; ``listing`` is shown first."""
         if not stdin.isatty():
             return None
-        out.write(question)
+        out.write(listing + question)
         out.flush()
         return stdin.readline().strip().lower() in ("y", "yes")
 
     return ask
+
+
+def _traceback_file() -> str:
+    """Where the traceback of the exception being handled was written, for a bug report."""
+    try:
+        with tempfile.NamedTemporaryFile("w", prefix="iot-job-cleanup-", suffix=".txt", delete=False) as file:
+            traceback.print_exc(file=file)
+    except OSError as exc:
+        return f"its traceback could not be written: {exc}"
+    return f"the traceback is in {file.name}"
+
+
+def _configuration_errors() -> tuple[type[Exception], ...]:
+    """botocore's errors about the local AWS set-up: raised before any call reaches AWS."""
+    from botocore import exceptions
+
+    names = (
+        "NoRegionError",
+        "NoCredentialsError",
+        "PartialCredentialsError",
+        "ProfileNotFound",
+        "ConfigParseError",
+        "ConfigNotFound",
+        "InvalidConfigError",
+        "InvalidRegionError",
+        "InvalidEndpointConfigurationError",
+        "UnknownCredentialError",
+        "CredentialRetrievalError",
+        "SSOTokenLoadError",
+        "TokenRetrievalError",
+        "UnauthorizedSSOTokenError",
+    )
+    return tuple(getattr(exceptions, name) for name in names if hasattr(exceptions, name))
 
 
 def main(
@@ -521,6 +799,9 @@ def main(
     clients: Clients | None = None,
 ) -> int:
     out = out or sys.stdout
+    quiet = logging.getLogger(LOGGER)  # the engine's log lines are the Lambda's; here the output says it
+    if not any(isinstance(handler, logging.NullHandler) for handler in quiet.handlers):
+        quiet.addHandler(logging.NullHandler())
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -540,42 +821,64 @@ def main(
         NoRegionError,
     )
 
+    codes: list[int] = []  # one per cleanup run to its end
     try:
-        runs = _delete_runs(engine, args) if args.command == "delete" else None
-        clients = clients or make_clients(engine, args)
-        if runs is None:
-            runs = _resume_runs(engine, clients, args, out)
-            if isinstance(runs, int):
-                return runs
-        codes = [
-            run_cleanup(
-                engine,
-                clients,
-                run,
-                out=out,
-                ask=ask,
-                dry_run=args.dry_run,
-                yes=args.yes,
-                live=live,
-                clock=clock,
-                sleep=sleep,
-            )
-            for run in runs
-        ]
+        with sigterm_as_interruption():
+            runs = _delete_runs(engine, args) if args.command == "delete" else None
+            clients = clients or make_clients(engine, args)
+            if runs is None:
+                runs = _resume_runs(engine, clients, args, out)
+                if isinstance(runs, int):
+                    return runs
+            for run in runs:
+                codes.append(
+                    run_cleanup(
+                        engine,
+                        clients,
+                        run,
+                        out=out,
+                        ask=ask,
+                        dry_run=args.dry_run,
+                        yes=args.yes,
+                        live=live,
+                        clock=clock,
+                        sleep=sleep,
+                    )
+                )
     except UsageError as exc:
         parser.print_usage(sys.stderr)
         print(f"iot-job-cleanup: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except Interrupted:
-        return EXIT_INTERRUPTED
-    except KeyboardInterrupt:  # while looking or asking: nothing was started
-        print("\niot-job-cleanup: interrupted; this run deleted nothing.", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except (NoRegionError, NoCredentialsError) as exc:  # before anything was changed
-        print(f"iot-job-cleanup: {exc} Pass --region/--profile, or set AWS_DEFAULT_REGION.", file=sys.stderr)
-        return EXIT_USAGE
-    except (ClientError, BotoCoreError, engine.CleanupError, engine.TransientError) as exc:
-        print(f"iot-job-cleanup: {exc}. Jobs may be left: run the same command again.", file=sys.stderr)
+    except Interrupted as exc:
+        return exc.code
+    except KeyboardInterrupt as exc:  # while looking or asking: this cleanup had started nothing
+        name, code = _interruption(exc)
+        nothing = "nothing more was deleted after the cleanups above" if codes else "this run deleted nothing"
+        print(f"\niot-job-cleanup: {name[0].lower() + name[1:]}; {nothing}.", file=sys.stderr)
+        return code
+    except _configuration_errors() as exc:  # the local set-up, before any call reached AWS
+        hint = (
+            "Pass --region/--profile, or set AWS_DEFAULT_REGION."
+            if isinstance(exc, (NoRegionError, NoCredentialsError))
+            else "Check --profile, --region and the AWS configuration (aws configure list)."
+        )
+        print(f"iot-job-cleanup: {_one_line(exc)} {hint}", file=sys.stderr)
+        return EXIT_LEFT if codes else EXIT_USAGE
+    except engine.CleanupError as exc:  # e.g. a refusal while looking: the engine says what to check
+        print(f"iot-job-cleanup: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_LEFT
+    except (ClientError, BotoCoreError, engine.TransientError) as exc:
+        print(
+            f"iot-job-cleanup: {_aws_error(exc)} Jobs may be left: run the same command again.",
+            file=sys.stderr,
+        )
+        return EXIT_LEFT
+    except Exception as exc:  # a bug: one line here, the traceback in a file to report
+        print(
+            f"iot-job-cleanup: unexpected {type(exc).__name__}: {_one_line(exc)} This is a bug in "
+            f"iot-job-cleanup ({_traceback_file()}); jobs may be left: --dry-run lists them.",
+            file=sys.stderr,
+        )
         return EXIT_LEFT
     return max(codes, default=EXIT_DONE)
 
@@ -618,7 +921,7 @@ def _resume_runs(engine: Any, clients: Clients, args: argparse.Namespace, out: T
             f"Cancelled by iot-job-cleanup resume of {args.stack}/{logical_id}; "
             "deleted once its devices finish."
         )
-        runs.append(Run(request, f"{args.stack}/{logical_id}", comment))
+        runs.append(Run(request, f"{args.stack}/{logical_id}", comment, resumed=True))
     if not runs:
         out.write(f"Stack {args.stack} has no cleanup left to finish.\n")
     return runs
