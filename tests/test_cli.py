@@ -448,6 +448,23 @@ def test_a_confirmation_covers_exactly_the_jobs_it_listed(endpoint: Endpoint) ->
     )
 
 
+def test_a_confirmation_covers_named_jobs_only_as_they_were_listed(endpoint: Endpoint) -> None:
+    """A --job-id that did not exist at the prompt, created while it was open, is left alone."""
+    endpoint.job("ota-1")
+
+    def the_named_one_is_created() -> None:  # while the question is open
+        endpoint.job("ota-2")
+
+    code, output = endpoint.run(
+        "delete", *named("ota-1", "ota-2"), stdin=Terminal("y\n", the_named_one_is_created)
+    )
+
+    assert code == 1, output
+    assert endpoint.existing() == {"ota-2"}
+    assert endpoint.lifecycle.calls["DeleteJob"] == 1
+    assert "ota-2" in output.split("delete 1 job(s)? [y/N]")[1]
+
+
 def test_ctrl_c_after_a_cancel_names_the_job_cancelled_and_not_deleted(endpoint: Endpoint) -> None:
     endpoint.job("ota-live", status="IN_PROGRESS", executions_finish_in=240)
     endpoint.job("ota-done")

@@ -177,26 +177,8 @@ class Candidate:
 def preview(engine: Any, iot: Any, request: Any, clock: Callable[[], float]) -> list[Candidate]:
     """Every job the selection covers now, found and judged as the engine does before it acts
     (its guard: every filter, the namespace, a refusal by I3): changes nothing."""
-    guard = engine.guard.Guard(
-        iot, request, clock=clock, marker="preview", cancel_comment="", drain_from=clock()
-    )
-    found: list[Candidate] = []
-    for job_id in request.job_ids:
-        look = guard.look(job_id, named=True)
-        if look.job is not None:
-            found.append(Candidate.of(engine, look.job, "named"))
-    if request.selection.has_filters:
-        walk = engine.Discovery(
-            iot,
-            request.selection,
-            clock=clock,
-            look=lambda job_id: guard.look(job_id, named=False, judge=False).job,
-        )
-        while (match := walk.next_match()) is not None:
-            look = guard.look(match.job_id, named=False)
-            if look.selected and look.job is not None:
-                found.append(Candidate.of(engine, look.job, match.listing))
-    return found
+    cleanup = engine.JobCleanup(iot, request, clock=clock, marker="preview")
+    return [Candidate.of(engine, look.job, listing) for look, listing in cleanup.candidates()]
 
 
 def print_preview(candidates: list[Candidate], request: Any, out: TextIO, limit: int | None = None) -> None:

@@ -46,6 +46,10 @@ class RefusedError(CleanupError):
 class DrainTimeoutError(CleanupError):
     """A job's devices were still busy when its drain time was over, and force is off."""
 
+    def __init__(self, message: str, *, job_id: str = "", devices: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.job_id, self.devices = job_id, devices
+
 
 class CleanupTimeoutError(CleanupError):
     """The total timeout passed with jobs still not deleted."""

@@ -39,7 +39,7 @@ _FROM: dict[str, frozenset[Place | None]] = {
     "drain": frozenset({None, Place.WAITING, Place.DRAINING}),
     "deleting": frozenset({None, Place.WAITING, Place.DRAINING, Place.FINISHING, Place.DELETING}),
     "left_list": frozenset({Place.DELETING}),
-    "gone": frozenset(set(Place) - {Place.NOT_OURS, Place.HELD_BACK} | {None}),
+    "gone": frozenset(set(Place) - {Place.NOT_OURS} | {None}),
     "not_ours": frozenset(set(Place) | {None}),
     "held_back": frozenset({None, Place.WAITING}),
 }

@@ -179,14 +179,15 @@ class JobCleanup:
             self.ledger.wait(job_id, named=named, front=True, clearance=self.guard.clear(look, named=named))
 
     def _cancel(self, look: Look, *, named: bool) -> None:
-        again = self.guard.cancel(look, named=named)
-        if again is not None:  # it changed meanwhile: decide again from the new look
-            self._apply(again, named=named)
-            return
         assert self.request.drain is not None
+        # Recorded before the call: were the answer lost, or the run stopped, the job is
+        # known as cancelled by us (a later look shows whether the cancel took).
         self.ledger.drain(
             look.job_id, named=named, ends=self.clock() + self.request.drain, cancelled_by_us=True
         )
+        again = self.guard.cancel(look, named=named)
+        if again is not None:  # it changed meanwhile: decide again from the new look
+            self._apply(again, named=named)
 
     # -- reading the state from IoT
 
@@ -205,6 +206,10 @@ class JobCleanup:
                 unplanned.append(job_id)
                 continue
             look = self.guard.look(job_id, named=True)
+            if self.confine_to is not None and job_id not in self.confine_to and not look.gone:
+                logger.info("named, but not among the jobs confirmed: left alone", extra={"jobId": job_id})
+                self.ledger.held_back(job_id)
+                continue
             decision, _ = self.guard.decide(look)  # a job that needs force fails the cleanup here
             if decision is Decision.DELETE:
                 assert look.job is not None
@@ -485,6 +490,8 @@ class JobCleanup:
         for job_id in self.order:
             if self.clock() >= self.hard_stop:
                 return False  # the next invocation looks again
+            if self.ledger.place(job_id) is Place.HELD_BACK:
+                continue  # reported, never touched
             look = self.guard.look(job_id, named=True, judge=False)
             if look.gone:
                 self.ledger.gone(job_id, named=True)
