@@ -5,6 +5,8 @@ The Lambda entry points for the CDK Provider framework are ``on_event`` and
 ``iot-job-cleanup`` command line. One module per concern:
 
 - ``contract``: the resource properties, which jobs a cleanup selects, and the checks;
+- ``rules``: IoT's naming rules (job ids, namespace ids, thing group names, tags), standard
+  library only: the construct loads this file alone to check its options at synth time;
 - ``aws``: the IoT, CloudFormation and tagging calls, with error codes turned into outcomes;
 - ``stack``: whether a Delete is a stack teardown (the only time jobs are deleted);
 - ``discovery``: finding the jobs the filters select, from IoT;

@@ -18,7 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from .errors import TransientError
+from .errors import LookExpiredError, TransientError
 
 logger = logging.getLogger("iot_job_cleanup")
 
@@ -125,17 +125,23 @@ class IotJobs:
         self._arn_prefix: str | None = None  # "arn:aws:iot:<region>:<account>:job/", once seen
         self.hard_stop = float("inf")  # no throttled call is retried past it
 
-    def _call(self, operation: str, **params: Any) -> Any:
-        return self._send(self._client, operation, params)
+    def _call(self, operation: str, *, send_until: float = float("inf"), **params: Any) -> Any:
+        return self._send(self._client, operation, params, send_until)
 
     def _paced(self, client: Any, operation: str, **params: Any) -> Any:
         self._intervals.setdefault(operation, self._discovery_pace)
         return self._send(client, operation, params)
 
-    def _send(self, client: Any, operation: str, params: Mapping[str, Any]) -> Any:
+    def _send(
+        self, client: Any, operation: str, params: Mapping[str, Any], send_until: float = float("inf")
+    ) -> Any:
+        """The call, retried on the spot while transient; no attempt is sent after ``send_until``
+        (the look a CancelJob or DeleteJob rests on is stale by then: ``LookExpiredError``)."""
         attempt = 0
         while True:
             self._wait_for_turn(operation)
+            if self._clock() > send_until:
+                raise LookExpiredError(f"{operation} not sent: the look it rests on is no longer fresh")
             self.calls += 1
             try:
                 return call_aws(client, operation, **params)
@@ -185,11 +191,13 @@ class IotJobs:
         job = self.describe(job_id)
         return None if job is None else job["status"]
 
-    def delete(self, job_id: str, force: bool) -> None:
-        self._call("delete_job", jobId=job_id, force=force, **self._namespace)
+    def delete(self, job_id: str, force: bool, *, send_until: float = float("inf")) -> None:
+        self._call("delete_job", send_until=send_until, jobId=job_id, force=force, **self._namespace)
 
-    def cancel(self, job_id: str, reason_code: str, comment: str) -> None:
-        self._call("cancel_job", jobId=job_id, reasonCode=reason_code, comment=comment)
+    def cancel(
+        self, job_id: str, reason_code: str, comment: str, *, send_until: float = float("inf")
+    ) -> None:
+        self._call("cancel_job", send_until=send_until, jobId=job_id, reasonCode=reason_code, comment=comment)
 
     def devices_in_progress(self, job_id: str, limit: int = 5) -> list[str]:
         """Up to ``limit`` things whose execution of the job is still in progress (for a

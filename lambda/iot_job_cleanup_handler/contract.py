@@ -25,6 +25,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import InvalidPropertiesError, shown
+from .rules import (
+    JOB_ID_PATTERN,
+    NAMESPACE_ID_PATTERN,
+    TAG_KEY_PATTERN,
+    TAG_VALUE_PATTERN,
+    THING_GROUP_NAME_PATTERN,
+)
 
 __all__ = [
     "JOB_ID_PATTERN",
@@ -33,11 +40,6 @@ __all__ = [
     "Selection",
 ]
 
-JOB_ID_PATTERN = re.compile(r"[a-zA-Z0-9_-]{1,64}")
-NAMESPACE_ID_PATTERN = re.compile(r"[a-zA-Z0-9_-]+")
-THING_GROUP_NAME_PATTERN = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
-TAG_KEY_PATTERN = re.compile(r"[\w .:/=+\-@]{1,128}")
-TAG_VALUE_PATTERN = re.compile(r"[\w .:/=+\-@]{0,256}")
 MAX_TOTAL_TIMEOUT = 3600.0  # CloudFormation's limit for a custom resource
 
 

@@ -62,6 +62,11 @@ class Found:
     job_arn: str
     status: str
     listing: str  # which listing found it
+    created: float | None = None  # with the ARN, which job this is (an id may be used again)
+
+    @property
+    def identity(self) -> tuple[str, float | None]:
+        return self.job_arn, self.created
 
 
 _UNSET: Any = object()
@@ -196,7 +201,11 @@ class Discovery:
             not listing.read_targets or self._targets_a_group(summary)
         )
         self._seen.add(job_id)  # only now: a failed look-up is tried again
-        return Found(job_id, summary["jobArn"], summary["status"], listing.name) if matches else None
+        if not matches:
+            return None
+        created = summary.get("createdAt")
+        stamp = created.timestamp() if created is not None else None
+        return Found(job_id, summary["jobArn"], summary["status"], listing.name, stamp)
 
     def _targets_a_group(self, summary: Mapping[str, Any]) -> bool:
         key = _identity(summary)

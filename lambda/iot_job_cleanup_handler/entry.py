@@ -238,6 +238,7 @@ def _cleanup(
         cancel_comment=_cancel_comment(event, request),
         marker=_marker(event),
         drain_from=_started_at(event, clock()),
+        recent_tags_decide=True,  # the construct's role may touch only jobs that carry the tags
     )
 
 

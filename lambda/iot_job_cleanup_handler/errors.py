@@ -11,6 +11,7 @@ __all__ = [
     "DrainTimeoutError",
     "ForceRequiredError",
     "InvalidPropertiesError",
+    "LookExpiredError",
     "RefusedError",
     "TransientError",
     "counted",
@@ -53,6 +54,11 @@ class DrainTimeoutError(CleanupError):
 
 class CleanupTimeoutError(CleanupError):
     """The total timeout passed with jobs still not deleted."""
+
+
+class LookExpiredError(Exception):
+    """A call that acts on a job could not be sent while the look it rests on was fresh
+    (paced or retried too long): the job is to be looked at again first."""
 
 
 class TransientError(Exception):

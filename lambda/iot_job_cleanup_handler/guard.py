@@ -37,7 +37,6 @@ from botocore.exceptions import ClientError
 from .aws import (
     DELETING,
     DENIED_CODES,
-    GONE_CODES,
     LIMIT_CODES,
     RUNNING_STATUSES,
     TERMINAL_STATUSES,
@@ -47,7 +46,7 @@ from .aws import (
 )
 from .contract import CleanupRequest
 from .discovery import remember_tags, tags_read_recently
-from .errors import DrainTimeoutError, ForceRequiredError, RefusedError
+from .errors import DrainTimeoutError, ForceRequiredError, LookExpiredError, RefusedError
 
 __all__ = ["CANCEL_REASON_CODE", "Clearance", "Decision", "Guard", "Look", "devices_busy"]
 
@@ -129,6 +128,7 @@ class Guard:
         marker: str,
         cancel_comment: str,
         drain_from: float,
+        recent_tags_decide: bool = False,
     ) -> None:
         self.iot = iot
         self.request = request
@@ -137,6 +137,9 @@ class Guard:
         self.marker = re.sub(r"[^A-Za-z0-9_.:@/-]", "-", marker)[:200] or "cleanup"
         self.cancel_comment = cancel_comment
         self.drain_from = drain_from  # a job cancelled by someone else drains from then
+        # Tags read in the last minutes may decide the last look only where IAM backs it up
+        # (the construct's role is conditioned on the tags); the command line reads afresh.
+        self.recent_tags_decide = recent_tags_decide
         self._refused: dict[str, tuple[str, str, tuple[str | None, float | None]]] = {}
 
     # -- looking
@@ -150,13 +153,12 @@ class Guard:
             if error_code(exc) not in DENIED_CODES:
                 raise self._refusal(job_id, "DescribeJob", exc, None) from exc
             return self._denied(job_id, "DescribeJob", exc, named)
-        now = self.clock()
         if job is None:
-            return Look(job_id, None, False, now, GONE)
+            return Look(job_id, None, False, self.clock(), GONE)
         if not judge:
-            return Look(job_id, job, False, now, NOT_JUDGED)
+            return Look(job_id, job, False, self.clock(), NOT_JUDGED)
         selected, why = self._judge(job, named)
-        return Look(job_id, job, selected, now, why)
+        return Look(job_id, job, selected, self.clock(), why)  # fresh from when the judging ended
 
     def _judge(self, job: Mapping[str, Any], named: bool) -> tuple[bool, str]:
         if named:
@@ -169,7 +171,7 @@ class Guard:
         if selection.thing_groups and not selection.targets_a_group(job.get("targets") or []):
             return False, "targets none of the thing groups"
         if selection.tags:
-            tags = tags_read_recently(job, self.clock())
+            tags = tags_read_recently(job, self.clock()) if self.recent_tags_decide else None
             if tags is None:
                 tags = self._tags(job["jobId"], job["jobArn"])
                 if tags is not None:
@@ -295,17 +297,20 @@ class Guard:
 
     def cancel(self, look: Look, *, named: bool) -> Look | None:
         """CancelJob of a running job a fresh look showed selected. None when cancelled;
-        else a new look, for the caller to decide again (the job changed meanwhile)."""
-        if (
-            not look.selected
-            or look.status not in RUNNING_STATUSES
-            or not self.fresh(self.clear(look, named=named))
-        ):
-            raise AssertionError(f"CancelJob of {look.job_id!r} without a fresh look showing it running")
+        else a new look, for the caller to decide again (the job changed meanwhile, or the
+        look grew stale before the call could be sent)."""
+        if not look.selected or look.status not in RUNNING_STATUSES:
+            raise AssertionError(
+                f"CancelJob of {look.job_id!r} without a look showing it selected and running"
+            )
+        if not self.fresh(self.clear(look, named=named)):
+            return self.look(look.job_id, named=named)
         record = f" [iot-job-cleanup {self.marker} cancelled at {self.clock():.0f}]"
         comment = self.cancel_comment[: MAX_COMMENT - len(record)] + record
         try:
-            self.iot.cancel(look.job_id, CANCEL_REASON_CODE, comment)
+            self.iot.cancel(look.job_id, CANCEL_REASON_CODE, comment, send_until=look.at + LOOK_FRESH_SECONDS)
+        except LookExpiredError:
+            return self.look(look.job_id, named=named)
         except ClientError as exc:
             return self._after_refusal(look.job_id, "CancelJob", exc, named)
         logger.info("job cancelled; waiting for its devices", extra={"jobId": look.job_id})
@@ -314,9 +319,12 @@ class Guard:
     def delete(self, clearance: Clearance) -> tuple[str, Look | None]:
         """DeleteJob under a clearance: ("started" | "limit" | "again", the new look for "again")."""
         if clearance.look is not None and not self.fresh(clearance):
-            raise AssertionError(f"DeleteJob of {clearance.job_id!r} on a stale look")
+            return "again", self.look(clearance.job_id, named=clearance.named)
+        until = clearance.at + LOOK_FRESH_SECONDS if clearance.look is not None else float("inf")
         try:
-            self.iot.delete(clearance.job_id, self.request.force)
+            self.iot.delete(clearance.job_id, self.request.force, send_until=until)
+        except LookExpiredError:
+            return "again", self.look(clearance.job_id, named=clearance.named)
         except ClientError as exc:
             if error_code(exc) in LIMIT_CODES:
                 return "limit", None
@@ -331,7 +339,7 @@ class Guard:
             denied = self._denied(job_id, operation, exc, named)  # raises unless not ours
             return denied
         look = self.look(job_id, named=named)
-        if code in GONE_CODES or look.job is None or look.status == DELETING or not look.selected:
+        if look.job is None or look.status == DELETING or not look.selected:
             return look  # gone, being deleted, or not ours now: the caller goes on from there
         seen = (operation, code, look.identity)
         if self._refused.get(job_id) == seen:

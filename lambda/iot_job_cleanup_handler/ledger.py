@@ -35,13 +35,16 @@ class Place(Enum):
 
 # Where each transition may come from (None: a job the ledger does not hold yet).
 _FROM: dict[str, frozenset[Place | None]] = {
-    "wait": frozenset({None, Place.WAITING, Place.DRAINING, Place.FINISHING, Place.GONE, Place.DELETING}),
+    "wait": frozenset(
+        {None, Place.WAITING, Place.DRAINING, Place.FINISHING, Place.GONE, Place.DELETING, Place.NOT_OURS}
+    ),
     "drain": frozenset({None, Place.WAITING, Place.DRAINING}),
-    "deleting": frozenset({None, Place.WAITING, Place.DRAINING, Place.FINISHING, Place.DELETING}),
+    "deleting": frozenset({None, Place.WAITING, Place.DRAINING, Place.FINISHING, Place.DELETING, Place.GONE}),
     "left_list": frozenset({Place.DELETING}),
     "gone": frozenset(set(Place) - {Place.NOT_OURS} | {None}),
     "not_ours": frozenset(set(Place) | {None}),
-    "held_back": frozenset({None, Place.WAITING}),
+    "held_back": frozenset({None, Place.WAITING, Place.GONE, Place.FINISHING, Place.NOT_OURS}),
+    "cancel_refused": frozenset({Place.DRAINING}),
 }
 
 
@@ -58,6 +61,8 @@ class Entry:
     started_at: float | None = None  # DELETING: when our DeleteJob was accepted (this invocation)
     cancelled_by_us: bool = False  # this run sent the CancelJob
     clearance: object | None = None  # WAITING: the guard's leave to delete it, from a look just made
+    identity: tuple[str | None, float | None] | None = None  # NOT_OURS: which job was judged
+    judged_in_walk: int = 0  # NOT_OURS: the discovery walk that judged it (each walk judges anew)
 
 
 class Ledger:
@@ -118,11 +123,22 @@ class Ledger:
             entry.started_at = None
         return entry
 
-    def wait(self, job_id: str, *, named: bool, front: bool = False, clearance: object = None) -> None:
+    def wait(
+        self,
+        job_id: str,
+        *,
+        named: bool,
+        front: bool = False,
+        clearance: object = None,
+        identity: tuple[str | None, float | None] | None = None,
+    ) -> None:
         """Selected and not being deleted: in line for a slot (``front``: next), with the
-        guard's ``clearance`` when a look just now found it deletable."""
+        guard's ``clearance`` when a look just now found it deletable (and the ``identity``
+        a listing showed, ARN and creation time, when it was found)."""
         was_waiting = self.place(job_id) is Place.WAITING
-        self._move("wait", job_id, named, Place.WAITING).clearance = clearance
+        entry = self._move("wait", job_id, named, Place.WAITING)
+        entry.clearance = clearance
+        entry.identity = identity or entry.identity
         if was_waiting and job_id in self.queue:
             if not front:
                 return
@@ -158,12 +174,24 @@ class Ledger:
     def gone(self, job_id: str, *, named: bool) -> None:
         self._move("gone", job_id, named, Place.GONE)
 
-    def not_ours(self, job_id: str) -> None:
-        """A job the filters found that a look showed outside the selection: never touched."""
+    def not_ours(
+        self, job_id: str, identity: tuple[str | None, float | None] | None = None, *, walk: int = 0
+    ) -> None:
+        """A job the filters found that a look showed outside the selection: never touched.
+        ``identity`` (ARN, creation time) says which job: one created again under the id is
+        judged afresh."""
         entry = self._entries.get(job_id)
         if entry is not None and entry.named:
             raise IllegalTransitionError(f"not_ours of {job_id!r}: a named job is selected by its id")
-        self._move("not_ours", job_id, False, Place.NOT_OURS)
+        entry = self._move("not_ours", job_id, False, Place.NOT_OURS)
+        entry.identity = identity or entry.identity  # a refused look tells none: keep the listing's
+        entry.judged_in_walk = walk
+
+    def cancel_refused(self, job_id: str) -> None:
+        """The CancelJob recorded before it was sent was refused: the job was not cancelled."""
+        entry = self._move("cancel_refused", job_id, False, Place.WAITING)
+        entry.cancelled_by_us = False
+        self.queue.appendleft(job_id)
 
     def held_back(self, job_id: str) -> None:
         """Selected, but outside the jobs the operator confirmed: reported, never touched."""

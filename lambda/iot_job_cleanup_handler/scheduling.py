@@ -27,7 +27,7 @@ from typing import Any
 from .aws import DELETING, RUNNING_STATUSES, IotJobs
 from .contract import CleanupRequest
 from .discovery import Discovery, Found
-from .errors import TransientError
+from .errors import CleanupError, TransientError
 from .guard import CANCEL_REASON_CODE, Decision, Guard, Look, devices_busy
 from .ledger import Ledger, Place
 
@@ -118,6 +118,7 @@ class JobCleanup:
         marker: str = "cleanup",
         drain_from: float | None = None,
         confine_to: frozenset[str] | None = None,
+        recent_tags_decide: bool = False,
     ) -> None:
         self.iot = iot
         self.iot.hard_stop = hard_stop
@@ -142,6 +143,7 @@ class JobCleanup:
             marker=marker,
             cancel_comment=cancel_comment,
             drain_from=clock() if drain_from is None else drain_from,
+            recent_tags_decide=recent_tags_decide,
         )
         self.ledger = Ledger()
         self.backoff = Backoff(random=random)  # LimitExceededException: reset by a deletion started
@@ -151,7 +153,8 @@ class JobCleanup:
         self.last_poll_at: float | None = None
         self.duration: tuple[float, float] | None = None  # the latest deletion: longer, at most
         self.walk: Discovery | None = None
-        self.walk_found_any = False
+        self.walk_found: set[str] = set()  # the jobs this walk found
+        self.walks = 0  # how many walks began: each judges the jobs it finds afresh
         self._new_walk()
         self.drains_checked_at = -math.inf
         self.limit_exceeded = 0
@@ -166,7 +169,7 @@ class JobCleanup:
             self.ledger.gone(job_id, named=named)
         elif decision is Decision.NOT_OURS:
             logger.info("not selected: left alone", extra={"jobId": job_id, "why": look.why})
-            self.ledger.not_ours(job_id)
+            self.ledger.not_ours(job_id, look.identity if look.job is not None else None, walk=self.walks)
         elif decision is Decision.DELETING:
             self.ledger.deleting(job_id, named=named)
             self.deleting_anywhere.add(job_id)
@@ -185,7 +188,11 @@ class JobCleanup:
         self.ledger.drain(
             look.job_id, named=named, ends=self.clock() + self.request.drain, cancelled_by_us=True
         )
-        again = self.guard.cancel(look, named=named)
+        try:
+            again = self.guard.cancel(look, named=named)
+        except CleanupError:  # refused: the job was not cancelled, and the report says so
+            self.ledger.cancel_refused(look.job_id)
+            raise
         if again is not None:  # it changed meanwhile: decide again from the new look
             self._apply(again, named=named)
 
@@ -260,13 +267,17 @@ class JobCleanup:
             return
         for job_id in sorted(self.deleting_anywhere - self.named):
             place = self.ledger.place(job_id)
-            if place in (Place.NOT_OURS, Place.DELETING) or not self.request.selection.id_may_match(job_id):
+            if (
+                place in (Place.NOT_OURS, Place.DELETING, Place.HELD_BACK)
+                or not self.request.selection.id_may_match(job_id)
+                or (self.confine_to is not None and job_id not in self.confine_to)
+            ):
                 continue
             look = self.guard.look(job_id, named=False)
             if look.selected and look.status == DELETING:
                 self.ledger.deleting(job_id, named=False)
             elif not look.selected and not look.gone:
-                self.ledger.not_ours(job_id)
+                self.ledger.not_ours(job_id, look.identity if look.job is not None else None, walk=self.walks)
 
     def _first_untouched(self, ids: tuple[str, ...]) -> int:
         low, high = 0, len(ids)
@@ -331,6 +342,8 @@ class JobCleanup:
 
     def confirm_gone(self) -> None:
         for job_id in self.ledger.at(Place.FINISHING):
+            if self.clock() >= self.hard_stop:
+                return
             entry = self.ledger.get(job_id)
             named = bool(entry and entry.named)
             look = self.guard.look(job_id, named=named, judge=False)
@@ -350,7 +363,8 @@ class JobCleanup:
         if not self.request.selection.has_filters:
             return
         self.walk = Discovery(self.iot, self.request.selection, clock=self.clock, look=self._look_found)
-        self.walk_found_any = False
+        self.walk_found = set()
+        self.walks += 1
 
     def _look_found(self, job_id: str) -> Mapping[str, Any] | None:
         """For the walk: a found job's description (None when gone or, by I3, not ours)."""
@@ -375,23 +389,32 @@ class JobCleanup:
             self._found(found)
 
     def _found(self, found: Found) -> None:
-        place = self.ledger.place(found.job_id)
-        if place in (Place.NOT_OURS, Place.HELD_BACK):
+        entry = self.ledger.get(found.job_id)
+        place = entry.place if entry else None
+        if place is Place.HELD_BACK:
             return
+        if (
+            place is Place.NOT_OURS
+            and entry is not None
+            and entry.identity == found.identity
+            and entry.judged_in_walk == self.walks
+        ):
+            return  # judged not ours in this walk; a later walk, or a job created again, is judged afresh
         if self.confine_to is not None and found.job_id not in self.confine_to:
-            logger.info(
-                "selected, but not among the jobs confirmed: left alone", extra={"jobId": found.job_id}
-            )
-            self.ledger.held_back(found.job_id)
+            if place in (None, Place.WAITING, Place.GONE, Place.FINISHING, Place.NOT_OURS):
+                logger.info(
+                    "selected, not among the jobs confirmed: left alone", extra={"jobId": found.job_id}
+                )
+                self.ledger.held_back(found.job_id)
             return
-        self.walk_found_any = True
+        self.walk_found.add(found.job_id)
         if place in (Place.DELETING, Place.DRAINING, Place.WAITING):
             return
         if found.status == DELETING:
             self.ledger.deleting(found.job_id, named=False)
             self.deleting_anywhere.add(found.job_id)
             return
-        self.ledger.wait(found.job_id, named=False)
+        self.ledger.wait(found.job_id, named=False, identity=found.identity)
         if self.request.drain is not None and found.status in RUNNING_STATUSES:
             # Cancel it now: no device starts it while the slots are busy.
             self._apply(self.guard.look(found.job_id, named=False), named=False)
@@ -402,7 +425,8 @@ class JobCleanup:
             return True
         if not self.walk.exhausted:
             return False
-        if not self.walk_found_any:
+        if all(self.ledger.place(job_id) is Place.NOT_OURS for job_id in self.walk_found):
+            # none of what it found was ours (judged when looked at): nothing selected is left
             return True
         if self.ledger.any_at(Place.WAITING, Place.DELETING, Place.FINISHING, Place.DRAINING):
             return False
@@ -420,6 +444,8 @@ class JobCleanup:
             return
         self.drains_checked_at = self.clock()
         for job_id in sorted(draining, key=lambda job: (self._drain_ends(job), job)):
+            if self.clock() >= self.hard_stop:
+                return
             entry = self.ledger.get(job_id)
             assert entry is not None
             self._apply(self.guard.look(job_id, named=entry.named), named=entry.named)
