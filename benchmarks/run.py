@@ -37,6 +37,7 @@ from benchmarks.simulation import (
     run_one_shot,
     run_sequential,
 )
+from iot_job_cleanup.cfn import OFFLINE_ACCOUNT, OFFLINE_REGION
 from iot_job_cleanup.emulator import DeletionLifecycle, DeletionTime
 
 HERE = Path(__file__).resolve().parent
@@ -45,7 +46,7 @@ MIX = (30.0, 120.0, 600.0)
 # IoT: deletion "can take time, depending on the number of job executions created for the
 # job". Here a job has one execution per 30 s of deletion: 1, 4 or 20 target things.
 SECONDS_PER_EXECUTION = 30.0
-ACCOUNT, REGION = "123456789012", "us-east-1"
+ACCOUNT, REGION = OFFLINE_ACCOUNT, OFFLINE_REGION
 CONTENDERS = ("handler", "sequential", "one-shot")
 
 
@@ -189,7 +190,7 @@ def run_contender(
     sim.run(actors)
     wall = time.perf_counter() - began
     lifecycle.settle()
-    left = sum(1 for job_id in ids if job_id in lifecycle.backend.jobs)
+    left = sum(1 for job_id in ids if lifecycle.exists(job_id))
     return Result(scenario, contender, scenario.bound(times), runs, left, wall)
 
 

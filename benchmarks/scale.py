@@ -33,9 +33,10 @@ from benchmarks.simulation import (
     counting_tagging,
     run_handler,
 )
+from iot_job_cleanup.cfn import OFFLINE_ACCOUNT, OFFLINE_REGION
 from iot_job_cleanup.emulator import DeletionLifecycle, DeletionTime
 
-ACCOUNT, REGION = "123456789012", "us-east-1"
+ACCOUNT, REGION = OFFLINE_ACCOUNT, OFFLINE_REGION
 ACCOUNT_JOBS = 10_000
 OURS = 500
 SLOTS = 10
@@ -81,11 +82,11 @@ class Account:
 
     def ours_left(self) -> int:
         self.lifecycle.settle()
-        return sum(1 for job_id in self.ours if job_id in self.lifecycle.backend.jobs)
+        return sum(1 for job_id in self.ours if self.lifecycle.exists(job_id))
 
     def bystanders_touched(self) -> list[str]:
         """Bystanders deleted, being deleted, or no longer in the status they had."""
-        jobs = self.lifecycle.backend.jobs
+        jobs = self.lifecycle.snapshot()
         return sorted(
             job_id
             for job_id, status in self.bystanders.items()

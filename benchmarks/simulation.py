@@ -28,13 +28,14 @@ from botocore.retries.standard import (
     StandardRetryConditions,
 )
 
+from iot_job_cleanup.cfn import OFFLINE_ACCOUNT, OFFLINE_REGION, RESOURCE_TYPE
 from iot_job_cleanup.emulator import (
     DeletionLifecycle,
     LifecycleClient,
     StackStatusClient,
     TaggingClient,
 )
-from iot_job_cleanup.provider import replay_delete
+from iot_job_cleanup.provider import EntryPoint, run_request
 
 __all__ = [
     "Call",
@@ -251,9 +252,9 @@ def run_handler(
     request = {
         "RequestType": "Delete",
         "LogicalResourceId": logical_id,
-        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/Benchmark/1",
+        "StackId": f"arn:aws:cloudformation:{OFFLINE_REGION}:{OFFLINE_ACCOUNT}:stack/Benchmark/1",
         "PhysicalResourceId": f"iot-job-cleanup:{logical_id}",
-        "ResourceType": "Custom::IotJobCleanup",
+        "ResourceType": RESOURCE_TYPE,
         "ResourceProperties": dict(properties or {"JobIds": run.job_ids, "Force": "false"}),
     }
     common = {
@@ -267,26 +268,23 @@ def run_handler(
     }
     run.started = sim.now()
 
-    def timed(function: Callable[..., dict[str, Any]], **extra: Any) -> Callable[[Any], dict[str, Any]]:
+    def timed(name: str, call: Callable[[], Mapping[str, Any]]) -> Mapping[str, Any]:
         """One Lambda invocation: counted, and its duration added to the Lambda seconds."""
-
-        def invoke(event: Any) -> dict[str, Any]:
-            began = sim.now()
-            try:
-                return function(event, **common, **extra)
-            finally:
-                run.invocations += 1
-                run.lambda_seconds += sim.now() - began
-
-        return invoke
+        began = sim.now()
+        try:
+            return call()
+        finally:
+            run.invocations += 1
+            run.lambda_seconds += sim.now() - began
 
     try:
-        replay_delete(
+        run_request(
             request,
-            timed(handler.handle_on_event, remaining_lambda_seconds=on_event_timeout),
-            timed(handler.handle_is_complete, remaining_lambda_seconds=lambda_timeout),
+            EntryPoint.of(handler, "on_event", **common, remaining_lambda_seconds=on_event_timeout),
+            EntryPoint.of(handler, "is_complete", **common, remaining_lambda_seconds=lambda_timeout),
             sleep=sim.sleep,
             query_interval=timing.query_interval,
+            invocation=timed,
         )
     except Exception as exc:  # the Provider turns any exception into a failed resource
         run.failure = f"{type(exc).__name__}: {exc}"

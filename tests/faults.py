@@ -73,7 +73,7 @@ from iot_job_cleanup.emulator import (
     StackStatusClient,
     TaggingClient,
 )
-from iot_job_cleanup.provider import ProviderTimeoutError, replay_delete
+from iot_job_cleanup.provider import EntryPoint, ProviderTimeoutError, run_request
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -383,7 +383,7 @@ class Race:
 
 def _exists(world: World, job_id: str) -> bool:
     world.lifecycle.settle()
-    return job_id in world.lifecycle.backend.jobs
+    return world.lifecycle.exists(job_id)
 
 
 def removed(job_id: str) -> Race:
@@ -427,11 +427,7 @@ def finished(job_id: str) -> Race:
         if job.status in RUNNING:
             world.lifecycle.finish_job(job_id)
         elif job.devices_busy:
-            fake = world.lifecycle.backend.jobs[job_id]
-            details = fake.job_process_details
-            details["numberOfSucceededThings"] = details.get("numberOfSucceededThings", 0) + job.devices_busy
-            details["numberOfInProgressThings"] = 0
-            world.lifecycle.executions_finish_at.pop(job_id, None)
+            world.lifecycle.finish_executions(job_id)
 
     return Race("finished", job_id, act)
 
@@ -450,7 +446,7 @@ def outside_deletion(job_id: str, seconds: float = 45.0) -> Race:
     def act(world: World) -> None:
         job = world.truth(job_id)
         if job is not None and job.status != DELETING:
-            world.lifecycle._start_deletion(world.lifecycle.backend.jobs[job_id], seconds)
+            world.lifecycle.start_deletion(job_id, seconds)
 
     return Race("outside_deletion", job_id, act)
 
@@ -792,27 +788,27 @@ class World:
         if job_id is None:
             return None
         lifecycle = self.lifecycle
-        with lifecycle._lock:
+        with lifecycle.locked():
             lifecycle.settle()
-            job = lifecycle.backend.jobs.get(job_id)
-            if job is None:
-                return None
-            return JobTruth(
-                job_id=job_id,
-                incarnation=lifecycle.sequence.get(job_id, 0),
-                status=job.status,
-                targets=tuple(job.targets or ()),
-                tags=dict(lifecycle.tags.get(job_id, {})),
-                namespace=lifecycle.namespaces.get(job_id),
-                devices_busy=int(job.job_process_details.get("numberOfInProgressThings") or 0),
-                comment=job.comment,
-                reason_code=job.reason_code,
-            )
+            job = lifecycle.snapshot_of(job_id)
+        if job is None:
+            return None
+        return JobTruth(
+            job_id=job_id,
+            incarnation=job.sequence,
+            status=job.status,
+            targets=job.targets,
+            tags=job.tags,
+            namespace=job.namespace_id,
+            devices_busy=job.in_progress_things,
+            comment=job.comment,
+            reason_code=job.reason_code,
+        )
 
     def existing(self) -> set[str]:
-        with self.lifecycle._lock:
+        with self.lifecycle.locked():
             self.lifecycle.settle()
-            return set(self.lifecycle.backend.jobs)
+            return set(self.lifecycle.job_ids())
 
     def selected_left(self, chosen: Chosen | None = None) -> list[str]:
         chosen = chosen or self.chosen
@@ -868,7 +864,7 @@ def run_lambda(
     assert chosen is not None
     handler.forget_cached_facts()
     total = float((properties or chosen.properties()).get("TotalTimeoutSeconds") or timing.total_timeout)
-    kwargs = {
+    keywords = {
         "client": world.iot,
         "cloudformation": world.cloudformation,
         "tagging": world.tagging,
@@ -879,10 +875,10 @@ def run_lambda(
     }
     start = world.clock()
     try:
-        replay_delete(
+        run_request(
             delete_event(chosen, stack_id=stack_id, properties=properties),
-            lambda event: handler.handle_on_event(event, **kwargs),
-            lambda event: handler.handle_is_complete(event, **kwargs),
+            EntryPoint.of(handler, "on_event", **keywords),
+            EntryPoint.of(handler, "is_complete", **keywords),
             sleep=world.clock.sleep,
             query_interval=timing.query_interval,
             max_attempts=int(total // timing.query_interval),

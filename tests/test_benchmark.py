@@ -72,7 +72,7 @@ def test_one_shot_fails_past_the_ten_slots_after_botocore_retries_and_leaves_job
     assert run.log.by_operation()["delete_job"] == 10 + 2 * 3  # botocore standard: 3 attempts
     assert run.finished is not None and run.finished < 20  # retries last seconds, the limit minutes
     lifecycle.settle()
-    assert len(lifecycle.backend.jobs) == 12  # none gone when it reported
+    assert len(lifecycle.job_ids()) == 12  # none gone when it reported
 
 
 def test_the_bound_counts_only_the_slots_outside_deletions_leave_free() -> None:
@@ -139,7 +139,7 @@ def test_the_account_gives_every_selector_exactly_our_jobs_and_each_filter_alone
 
     account = scale.populate(SimTime(), jobs=300, ours=30, rate_limit=None)
     lifecycle = account.lifecycle
-    jobs = lifecycle.backend.jobs
+    jobs = lifecycle.snapshot()
 
     def selected(properties: dict[str, object]) -> set[str]:
         selection = handler.CleanupRequest.from_properties(properties).selection
@@ -148,7 +148,7 @@ def test_the_account_gives_every_selector_exactly_our_jobs_and_each_filter_alone
             for job_id, job in jobs.items()
             if selection.id_may_match(job_id)
             and (not selection.thing_groups or selection.targets_a_group(job.targets))
-            and selection.carries_tags(lifecycle.tags[job_id])
+            and selection.carries_tags(job.tags)
         }
 
     assert len(jobs) == 300 and len(account.ours) == 30 and len(account.bystanders) == 270
@@ -161,7 +161,7 @@ def test_the_account_gives_every_selector_exactly_our_jobs_and_each_filter_alone
     assert sum(jobs[job_id].status == "SCHEDULED" for job_id in account.ours) == 2
     assert "SCHEDULED" in account.bystanders.values()
     # Created a day before the teardown, as an account's jobs would be.
-    assert all(job.created_at.timestamp() == -scale.CREATED_BEFORE for job in jobs.values())
+    assert all(job.created_at == -scale.CREATED_BEFORE for job in jobs.values())
 
 
 @pytest.mark.parametrize("index", range(6), ids=lambda i: f"selector{i}")

@@ -24,10 +24,10 @@ from botocore.exceptions import NoCredentialsError
 from moto.iot.models import iot_backends
 from moto.server import ThreadedMotoServer
 
-from conftest import ACCOUNT, REGION, SimClock, fail_calls
 from iot_job_cleanup import cli
 from iot_job_cleanup.emulator import DeletionLifecycle, DeletionTime, emulated_iot
 from iot_job_cleanup.rehearse import free_port
+from support import ACCOUNT, REGION, SimClock, fail_calls
 
 REPO = Path(__file__).resolve().parent.parent
 FLEET = f"arn:aws:iot:{REGION}:{ACCOUNT}:thinggroup/fleet"
@@ -625,7 +625,7 @@ def test_a_bug_is_one_line_with_the_traceback_in_a_file(
     def broken(*_: object) -> list[cli.Candidate]:
         raise TypeError("an engine bug")
 
-    monkeypatch.setattr(cli, "preview", broken)
+    monkeypatch.setattr(cli.run, "preview", broken)  # where the run looks it up
 
     code, _ = endpoint.run("delete", "--job-id", "ota-1", "--yes")
 
@@ -923,3 +923,33 @@ def test_an_unreachable_endpoint_is_a_message_not_a_traceback(capsys: pytest.Cap
     assert code == 1
     err = capsys.readouterr().err
     assert err.startswith("iot-job-cleanup: describe_job: Could not connect") and "Traceback" not in err
+
+
+def test_resume_evaluates_properties_with_cfns_evaluator_over_what_the_stack_tells() -> None:
+    stack = fleet_stack("DELETE_FAILED")
+    resources = stack.template["Resources"]
+    resources["Waves"]["Properties"]["JobIds"] = [
+        {"Fn::Sub": "${AWS::StackName}-${Suffix}"},
+        {"Fn::Select": ["1", {"Ref": "WaveIds"}]},
+        {"Ref": "AWS::NoValue"},
+    ]
+    stack.template["Parameters"]["Suffix"] = {"Type": "String"}
+    stack.parameters.append({"ParameterKey": "Suffix", "ParameterValue": "old", "ResolvedValue": "late"})
+    clients = cli.Clients(None, None, stack, ModelledStepFunctions([]))
+    out = io.StringIO()
+
+    found = dict(cli.stack_cleanups(clients, "Fleet", out))
+
+    assert found["Waves"] == {"JobIds": ["Fleet-late", "wave-2"]}
+    assert found["RuntimeJobs"]["ThingGroupNames"] == ["fleet"]  # Ref a resource: its physical id
+    assert "Created" not in found  # Fn::GetAtt is not told, and the waiter has no Delete of it
+    assert 'Fleet/Created: its properties depend on Fn::GetAtt ["CreateJob", "jobId"]' in out.getvalue()
+
+
+def test_the_engine_has_every_name_its_typed_face_names() -> None:
+    from iot_job_cleanup.engine import Engine, load_engine
+
+    engine = load_engine()
+    named = {*Engine.__annotations__, *(name for name in vars(Engine) if not name.startswith("_"))}
+    assert {"JobCleanup", "CleanupError", "DELETION_SLOTS", "stack_status"} <= named
+    assert [name for name in sorted(named) if not hasattr(engine, name)] == []

@@ -16,7 +16,8 @@ from syrupy.extensions.json import JSONSnapshotExtension
 
 import app as demo
 import iot_job_cleanup_handler as handler
-from iot_job_cleanup import HANDLER_MODULE, rehearse
+from iot_job_cleanup import HANDLER_MODULE
+from iot_job_cleanup.cfn import OFFLINE_ACCOUNT, OFFLINE_REGION, Intrinsics, as_sent
 from iot_job_cleanup.emulator import emulated_iot
 from iot_job_cleanup.testing import asset_hashes, mask_asset_hashes
 
@@ -113,26 +114,27 @@ def test_the_rollout_function_creates_jobs_the_runtime_cleanup_selects(
     the fleet and has the prefix, so the handler's own selection takes it."""
     _, function = resource(demo_template, "RolloutFunction", "AWS::Lambda::Function")
     _, cleanup = resource(demo_template, "RuntimeRolloutsCleanup", "Custom::IotJobCleanup")
-    intrinsics = rehearse.Intrinsics("IotJobCleanupDemo", demo_template, strict=False)
+    intrinsics = Intrinsics.offline("IotJobCleanupDemo", demo_template, strict=False)
     environment = intrinsics.render(function["Properties"]["Environment"]["Variables"])
     # The template's ARN has no offline value (moto does not look the template up anyway).
     environment["JOB_TEMPLATE_ARN"] = (
-        f"arn:aws:iot:{rehearse.REGION}:{rehearse.ACCOUNT}:jobtemplate/{demo.FIRMWARE}"
+        f"arn:aws:iot:{OFFLINE_REGION}:{OFFLINE_ACCOUNT}:jobtemplate/{demo.FIRMWARE}"
     )
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    properties = rehearse._as_sent(intrinsics.render(cleanup["Properties"]))
+    properties = as_sent(intrinsics.render(cleanup["Properties"]))
     selection = handler.CleanupRequest.from_properties(properties).selection
     code = function["Properties"]["Code"]["ZipFile"]
 
-    with mock_aws(), emulated_iot(rehearse.ACCOUNT, rehearse.REGION) as lifecycle:
+    with mock_aws(), emulated_iot(OFFLINE_ACCOUNT, OFFLINE_REGION) as lifecycle:
         boto3.client("iot").create_thing_group(thingGroupName=demo.FLEET)
         module: dict[str, Any] = {}
         exec(compile(code, "index.py", "exec"), module)  # the demo's own inline code
         now = module["handler"]({}, None)["jobId"]
         later = module["handler"]({"startTime": "2030-01-01T02:00"}, None)["jobId"]
-        jobs = {job_id: lifecycle.backend.jobs[job_id] for job_id in (now, later)}
-        tags = {job_id: lifecycle.tags[job_id] for job_id in jobs}
+        snapshot = lifecycle.snapshot()
+        jobs = {job_id: snapshot[job_id] for job_id in (now, later)}
+        tags = {job_id: job.tags for job_id, job in jobs.items()}
         scheduling = boto3.client("iot").describe_job(jobId=later)["job"].get("schedulingConfig")
 
     assert now != later

@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from botocore.exceptions import ClientError
-from test_handler import event, run_delete
 
 import iot_job_cleanup_handler as handler
-from conftest import ACCOUNT, REGION, Iot, SimClock, fail_calls
+from support import ACCOUNT, REGION, Handler, Iot, SimClock, event, fail_calls, run_delete
 
 FLEET = f"arn:aws:iot:{REGION}:{ACCOUNT}:thinggroup/fleet"
 OTHER = f"arn:aws:iot:{REGION}:{ACCOUNT}:thinggroup/other-fleet"
@@ -215,14 +214,7 @@ def test_the_event_stays_small_whatever_discovery_finds(iot: Iot, clock: SimCloc
         job(iot, f"rollout-{n:03d}-" + "x" * 50, tags=OURS)
     request = selecting(JobTags=TAGS)
 
-    result = handler.handle_on_event(
-        request,
-        client=iot.client,
-        cloudformation=iot.cloudformation,
-        timing=handler.Timing(),
-        clock=clock,
-        sleep=clock.sleep,
-    )
+    result = Handler(iot, clock, handler.Timing()).on_event(request)
 
     import json
 
@@ -296,19 +288,13 @@ def test_a_job_whose_tags_were_taken_away_since_they_were_read_is_left_alone(
         job(iot, f"a-busy-{n}", tags=OURS)  # these take the 10 slots first
     job(iot, "rollout-later", tags=OURS)  # found and read now, its turn comes later
     request = selecting(JobTags=TAGS)
-    kwargs = {
-        "client": iot.client,
-        "cloudformation": iot.cloudformation,
-        "timing": handler.Timing(),
-        "clock": clock,
-        "sleep": clock.sleep,
-    }
-    started = handler.handle_on_event(request, **kwargs)
-    short = {**kwargs, "timing": handler.Timing(poll_window=20)}  # returns before a slot frees
-    assert handler.handle_is_complete({**request, **started}, **short) == {"IsComplete": False}
+    lambda_handler = Handler(iot, clock, handler.Timing())
+    started = lambda_handler.on_event(request)
+    short = Handler(iot, clock, handler.Timing(poll_window=20))  # returns before a slot frees
+    assert short.is_complete({**request, **started}) == {"IsComplete": False}
     assert iot.status("rollout-later") == "COMPLETED"  # found and its tags read while it waits
     iot.lifecycle.tags["rollout-later"] = {}  # someone takes our tag off
     clock.sleep(400)  # longer ago than tags read are trusted for a deletion
 
-    assert handler.handle_is_complete({**request, **started}, **kwargs) == {"IsComplete": True}
+    assert lambda_handler.is_complete({**request, **started}) == {"IsComplete": True}
     assert iot.existing() == {"rollout-later"}

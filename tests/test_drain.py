@@ -9,10 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from test_handler import TIMING, event, run_delete
-
 import iot_job_cleanup_handler as handler
-from conftest import THING_ARN, Iot, SimClock, fail_calls
+from support import THING_ARN, TIMING, Handler, Iot, SimClock, event, fail_calls, run_delete
 
 
 def running(
@@ -153,14 +151,7 @@ def test_a_later_destroy_drains_a_job_cancelled_before_by_its_executions(iot: Io
 def test_the_event_stays_small_while_jobs_drain(iot: Iot, clock: SimClock) -> None:
     ids = [running(iot, f"rollout-{n:03d}", finish_in=100) for n in range(100)]
 
-    result = handler.handle_on_event(
-        event("Delete", ids, DrainSeconds="600"),
-        client=iot.client,
-        cloudformation=iot.cloudformation,
-        timing=TIMING,
-        clock=clock,
-        sleep=clock.sleep,
-    )
+    result = Handler(iot, clock).on_event(event("Delete", ids, DrainSeconds="600"))
 
     extra = {key: value for key, value in result.items() if key != "PhysicalResourceId"}
     assert len(json.dumps(extra)) < 150 + 4 * len(ids), extra  # positions, not ids

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ACCOUNT, REGION, Iot, SimClock
+from iot_job_cleanup import emulator
 from iot_job_cleanup.emulator import (
     DeletionLifecycle,
+    JobSnapshot,
     LifecycleClient,
     StackStatusClient,
     TaggingClient,
     emulated_stack,
 )
+from support import ACCOUNT, REGION, Iot, SimClock
 
 GROUP_ARN = f"arn:aws:iot:{REGION}:{ACCOUNT}:thinggroup/fleet"
 OTHER_GROUP_ARN = f"arn:aws:iot:{REGION}:{ACCOUNT}:thinggroup/other"
@@ -55,7 +58,7 @@ def test_pages_hold_at_most_250_and_a_deletion_shifts_no_page(iot: Iot, clock: S
     for job in first["jobs"][:100]:
         iot.lifecycle.delete_job(job["jobId"], force=False, namespace_id=None) if len(
             iot.lifecycle.deleting
-        ) < 10 else iot.lifecycle.backend.jobs.pop(job["jobId"])
+        ) < 10 else iot.lifecycle.remove_job(job["jobId"])
     second = iot.client.list_jobs(maxResults=500, nextToken=first["nextToken"])
 
     assert len(first["jobs"]) == 250
@@ -273,3 +276,101 @@ def test_the_in_process_stack_client_answers_a_nested_stack_and_its_root() -> No
         StackStatusClient("UPDATE_IN_PROGRESS").describe_stacks(StackName="Any")["Stacks"][0]["StackStatus"]
         == "UPDATE_IN_PROGRESS"
     )
+
+
+# --------------------------------------------------------------------------- the read API
+
+THING = f"arn:aws:iot:{REGION}:{ACCOUNT}:thing"
+
+
+def test_the_read_api_tells_each_job_as_it_is_and_lets_no_time_pass(iot: Iot, clock: SimClock) -> None:
+    iot.client.create_thing_group(thingGroupName="fleet")
+    iot.client.create_thing(thingName="a")
+    iot.lifecycle.create_job(
+        "rollout",
+        targets=[f"{THING}/a", f"{THING}/b"],
+        status="IN_PROGRESS",
+        tags={"fleet": "demo"},
+        namespace_id="greengrass",
+    )
+    iot.lifecycle.create_job("done", targets=[GROUP_ARN])
+    iot.lifecycle.cancel_outside("rollout", reason_code="STACK_TEARDOWN", comment="by someone else")
+    iot.lifecycle.delete_job("done", force=False, namespace_id=None)
+
+    arn = iot.client.describe_job(jobId="rollout")["job"]["jobArn"]
+    before = iot.lifecycle.snapshot()
+    clock.sleep(30)  # the deletion's time has come, but no call has seen it yet
+
+    assert list(before) == iot.lifecycle.job_ids() == ["rollout", "done"]
+    assert before["rollout"] == JobSnapshot(
+        job_id="rollout",
+        job_arn=arn,
+        status="CANCELED",
+        targets=(f"{THING}/a", f"{THING}/b"),
+        tags={"fleet": "demo"},
+        namespace_id="greengrass",
+        created_at=1_000_000.0,
+        process_details=before["rollout"].process_details,
+        comment="by someone else",
+        reason_code="STACK_TEARDOWN",
+        sequence=1,
+    )
+    assert before["rollout"].in_progress_things == 2 and before["done"].sequence == 2
+    assert iot.lifecycle.execution_statuses("rollout") == {"a": "IN_PROGRESS", "b": "IN_PROGRESS"}
+    assert iot.lifecycle.exists("done") and iot.lifecycle.snapshot()["done"].status == "DELETION_IN_PROGRESS"
+    assert iot.lifecycle.thing_group_names() == {"fleet"} and iot.lifecycle.thing_names() == {"a"}
+    with iot.lifecycle.locked():
+        iot.lifecycle.settle()
+        assert not iot.lifecycle.exists("done") and iot.lifecycle.snapshot_of("done") is None
+        assert iot.lifecycle.execution_statuses("done") == {}
+    iot.lifecycle.finish_executions("rollout")
+    assert iot.lifecycle.execution_statuses("rollout") == {"a": "SUCCEEDED", "b": "SUCCEEDED"}
+    assert before["rollout"].in_progress_things == 2  # a snapshot is a copy
+
+
+def test_while_locked_no_other_thread_reads_or_calls(iot: Iot) -> None:
+    iot.lifecycle.create_job("ota-1", targets=[GROUP_ARN])
+    seen: list[bool] = []
+    reader = threading.Thread(target=lambda: seen.append(iot.lifecycle.exists("ota-1")))
+
+    with iot.lifecycle.locked():
+        iot.lifecycle.remove_job("ota-1")  # the lock is reentrant
+        reader.start()
+        reader.join(timeout=0.2)
+        assert reader.is_alive() and seen == []
+        iot.lifecycle.create_job("ota-1", targets=[GROUP_ARN])
+    reader.join(timeout=5)
+
+    assert seen == [True]
+
+
+def test_list_job_executions_for_job_in_process_filters_by_status_and_counts_the_call(iot: Iot) -> None:
+    iot.lifecycle.create_job("rollout", targets=[f"{THING}/a", f"{THING}/b"], status="IN_PROGRESS")
+    client = LifecycleClient(iot.lifecycle)
+
+    running = client.list_job_executions_for_job(jobId="rollout", status="IN_PROGRESS", maxResults=1)
+    none_done = client.list_job_executions_for_job(jobId="rollout", status="SUCCEEDED")
+
+    assert running == {
+        "executionSummaries": [{"thingArn": f"{THING}/a", "jobExecutionSummary": {"status": "IN_PROGRESS"}}]
+    }
+    assert none_done == {"executionSummaries": []}
+    assert iot.lifecycle.calls["ListJobExecutionsForJob"] == 2
+    with pytest.raises(ClientError, match="ResourceNotFoundException"):
+        client.list_job_executions_for_job(jobId="never-created")
+
+
+# --------------------------------------------------------------------------- the package's names
+# (its import rules are test_layout.py's)
+
+
+def test_every_name_the_emulator_exported_before_the_package_is_still_exported() -> None:
+    before = {
+        "DeletionLifecycle", "DeletionTime", "LifecycleClient", "StackRecord", "StackStatusClient",
+        "TaggingClient", "emulated_iot", "emulated_stack", "set_stack_status",
+        "IotApiError", "RateLimit", "OutsideDeletion", "DELETING", "TERMINAL_STATUSES", "RUNNING_STATUSES",
+        "MAX_PAGE", "PUBLISHED_RATE_LIMIT",
+    }  # fmt: skip
+
+    assert before <= set(emulator.__all__)
+    assert all(hasattr(emulator, name) for name in emulator.__all__)

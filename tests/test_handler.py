@@ -6,14 +6,11 @@ Each test drives the handler the way the Provider framework does: ``on_event`` o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 import iot_job_cleanup_handler as handler
-from conftest import STACK_ID, Iot, SimClock, fail_calls
-from iot_job_cleanup.provider import replay_delete
 from iot_job_cleanup_handler import (
     DEADLINE_KEY,
     Backoff,
@@ -22,92 +19,26 @@ from iot_job_cleanup_handler import (
     InvalidPropertiesError,
     Timing,
 )
-
-TIMING = Timing(query_interval=10, total_timeout=3600, poll_interval=2, poll_window=60, report_margin=30)
-
-
-def event(request_type: str, job_ids: list[str], **properties: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "RequestType": request_type,
-        "LogicalResourceId": "OtaJobsCleanup",
-        "StackId": STACK_ID,
-        "ResourceType": "Custom::IotJobCleanup",
-        "ResourceProperties": {
-            "ServiceToken": "arn:token",
-            "JobIds": job_ids,
-            "Force": "false",
-            **properties,
-        },
-    }
-    if request_type != "Create":
-        body["PhysicalResourceId"] = "iot-job-cleanup:OtaJobsCleanup"
-    return body
-
-
-@dataclass
-class Outcome:
-    complete: bool
-    invocations: int
-    elapsed: float
-    error: Exception | None = None
-
-
-def run_delete(iot: Iot, clock: SimClock, request: dict[str, Any], timing: Timing = TIMING) -> Outcome:
-    """on_event, then is_complete at the query interval, as the Provider's waiter does."""
-    start = clock()
-    kwargs = {
-        "client": iot.client,
-        "cloudformation": iot.cloudformation,
-        "timing": timing,
-        "clock": clock,
-        "sleep": clock.sleep,
-        "random": lambda: 0.5,
-    }
-    invocations = []
-
-    def invoke(function: Any) -> Any:
-        return lambda event: invocations.append(function.__name__) or function(event, **kwargs)
-
-    try:
-        replay_delete(
-            request,
-            invoke(handler.handle_on_event),
-            invoke(handler.handle_is_complete),
-            sleep=clock.sleep,
-            query_interval=timing.query_interval,
-            max_attempts=10_000,
-        )
-    except Exception as exc:  # the Provider reports any exception as FAILED
-        return Outcome(False, len(invocations), clock() - start, exc)
-    return Outcome(True, len(invocations), clock() - start)
-
-
-def lambda_clients(iot: Iot) -> dict[str, Any]:
-    """The clients the Lambda entry points use, one per service (no tagging API: IoT is asked)."""
-    return {"iot": iot.client, "cloudformation": iot.cloudformation, "resourcegroupstaggingapi": None}
-
-
-def planned(result: dict[str, Any], ids: list[str]) -> list[str]:
-    """The order on_event planned: the event carries positions in JobIds."""
-    return [ids[position] for position in result[handler.ORDER_KEY]]
-
-
-def job_ids(count: int, prefix: str = "ota") -> list[str]:
-    return [f"{prefix}-{index:03d}" for index in range(count)]
-
+from support import (
+    STACK_ID,
+    TIMING,
+    Handler,
+    Iot,
+    SimClock,
+    event,
+    fail_calls,
+    job_ids,
+    lambda_clients,
+    planned,
+    run_delete,
+)
 
 # --------------------------------------------------------------------------- Create / Update
 
 
 def test_create_returns_a_physical_id_and_touches_no_job(iot: Iot, clock: SimClock) -> None:
     iot.create_jobs("ota-1")
-    result = handler.handle_on_event(
-        event("Create", ["ota-1"]),
-        client=iot.client,
-        cloudformation=iot.cloudformation,
-        timing=TIMING,
-        clock=clock,
-    )
+    result = Handler(iot, clock).on_event(event("Create", ["ota-1"]))
 
     assert result == {"PhysicalResourceId": "iot-job-cleanup:OtaJobsCleanup"}
     assert iot.lifecycle.calls["DeleteJob"] == 0
@@ -119,12 +50,8 @@ def test_update_keeps_the_physical_id_and_deletes_no_dropped_job(iot: Iot, clock
     update = event("Update", ["ota-2"])
     update["OldResourceProperties"] = {"JobIds": ["ota-1", "ota-2"], "Force": "false"}
 
-    result = handler.handle_on_event(
-        update, client=iot.client, cloudformation=iot.cloudformation, timing=TIMING, clock=clock
-    )
-    complete = handler.handle_is_complete(
-        {**update, **result}, client=iot.client, cloudformation=iot.cloudformation, timing=TIMING, clock=clock
-    )
+    result = Handler(iot, clock).on_event(update)
+    complete = Handler(iot, clock).is_complete({**update, **result})
 
     assert result["PhysicalResourceId"] == update["PhysicalResourceId"]
     assert complete == {"IsComplete": True}
@@ -155,9 +82,7 @@ def test_properties_that_break_the_contract_fail_with_the_value_and_the_fix(
     request["ResourceProperties"] = {"ServiceToken": "arn:token", **properties}
 
     with pytest.raises(InvalidPropertiesError, match=message):
-        handler.handle_on_event(
-            request, client=iot.client, cloudformation=iot.cloudformation, timing=TIMING, clock=clock
-        )
+        Handler(iot, clock).on_event(request)
 
 
 # --------------------------------------------------------------------------- Delete
@@ -166,13 +91,7 @@ def test_properties_that_break_the_contract_fail_with_the_value_and_the_fix(
 def test_delete_starts_deleting_in_on_event(iot: Iot, clock: SimClock) -> None:
     iot.create_jobs(*job_ids(3))
 
-    result = handler.handle_on_event(
-        event("Delete", job_ids(3)),
-        client=iot.client,
-        cloudformation=iot.cloudformation,
-        timing=TIMING,
-        clock=clock,
-    )
+    result = Handler(iot, clock).on_event(event("Delete", job_ids(3)))
 
     assert {iot.status(job_id) for job_id in job_ids(3)} == {"DELETION_IN_PROGRESS"}
     assert result["PhysicalResourceId"] == "iot-job-cleanup:OtaJobsCleanup"
@@ -182,21 +101,14 @@ def test_delete_starts_deleting_in_on_event(iot: Iot, clock: SimClock) -> None:
 def test_delete_completes_only_when_every_job_is_gone(iot: Iot, clock: SimClock) -> None:
     iot.create_jobs(*job_ids(3), "not-ours")
     request = event("Delete", job_ids(3))
-    kwargs = {
-        "client": iot.client,
-        "cloudformation": iot.cloudformation,
-        "timing": TIMING,
-        "clock": clock,
-        "sleep": clock.sleep,
-    }
-    waiter_input = {**request, **handler.handle_on_event(request, **kwargs)}
+    waiter_input = {**request, **Handler(iot, clock).on_event(request)}
 
     # Deletion takes 30 s: a window that ends sooner must not report complete.
     short = Timing(query_interval=10, total_timeout=3600, poll_interval=2, poll_window=20)
-    assert handler.handle_is_complete(waiter_input, **{**kwargs, "timing": short}) == {"IsComplete": False}
+    assert Handler(iot, clock, short).is_complete(waiter_input) == {"IsComplete": False}
     assert iot.existing() == {*job_ids(3), "not-ours"}
 
-    assert handler.handle_is_complete(waiter_input, **kwargs) == {"IsComplete": True}
+    assert Handler(iot, clock).is_complete(waiter_input) == {"IsComplete": True}
     assert iot.existing() == {"not-ours"}
 
 
@@ -379,19 +291,13 @@ def test_is_complete_is_idempotent_under_re_invocation(iot: Iot, clock: SimClock
     iot.create_jobs(*ids)
     request = event("Delete", ids)
     short_windows = Timing(query_interval=10, total_timeout=3600, poll_interval=2, poll_window=20)
-    kwargs = {
-        "client": iot.client,
-        "cloudformation": iot.cloudformation,
-        "timing": short_windows,
-        "clock": clock,
-        "sleep": clock.sleep,
-    }
-    waiter_input = {**request, **handler.handle_on_event(request, **kwargs)}
-    handler.handle_on_event(request, **kwargs)  # a duplicate delivery: its 10 slots are busy
+    lambda_handler = Handler(iot, clock, short_windows)
+    waiter_input = {**request, **lambda_handler.on_event(request)}
+    lambda_handler.on_event(request)  # a duplicate delivery: its 10 slots are busy
 
     results = []
     for _ in range(4):
-        results.append(handler.handle_is_complete(waiter_input, **kwargs)["IsComplete"])
+        results.append(lambda_handler.is_complete(waiter_input)["IsComplete"])
         clock.sleep(short_windows.query_interval)
     # 0-20 s: the first 10 are deleting; 30 s: the last 5 start; 60 s: all gone.
     assert results == [False, False, True, True]
@@ -418,7 +324,7 @@ def test_a_job_deleted_out_of_order_by_someone_else_does_not_hide_the_others(
     ids = job_ids(40)
     iot.create_jobs(*ids)
     for job_id in ids[20:40:3]:  # holes in the untouched part of the list
-        iot.lifecycle.backend.jobs.pop(job_id)
+        iot.lifecycle.remove_job(job_id)
 
     outcome = run_delete(iot, clock, event("Delete", ids))
 
@@ -457,9 +363,7 @@ def test_timeout_names_the_jobs_left_and_a_second_destroy_resumes(iot: Iot, cloc
 def test_create_and_update_need_no_waiting(iot: Iot, clock: SimClock) -> None:
     for request_type in ("Create", "Update"):
         request = event(request_type, ["ota-1"])
-        assert handler.handle_is_complete(
-            request, client=iot.client, cloudformation=iot.cloudformation, timing=TIMING, clock=clock
-        ) == {"IsComplete": True}
+        assert Handler(iot, clock).is_complete(request) == {"IsComplete": True}
     assert sum(iot.lifecycle.calls.values()) == 0
 
 
@@ -498,9 +402,7 @@ def test_jobs_with_the_most_executions_are_deleted_first(iot: Iot, clock: SimClo
     order = deletions_in_order(iot)
     request = event("Delete", ["small-1", "big", "small-2", "medium"])
 
-    result = handler.handle_on_event(
-        request, client=iot.client, cloudformation=iot.cloudformation, timing=TIMING, clock=clock
-    )
+    result = Handler(iot, clock).on_event(request)
 
     assert planned(result, ["small-1", "big", "small-2", "medium"]) == ["big", "medium", "small-1", "small-2"]
     assert order == ["big", "medium", "small-1", "small-2"]
@@ -524,14 +426,7 @@ def test_an_order_in_the_event_that_does_not_match_the_jobs_is_ignored(iot: Iot,
     request = event("Delete", ["ota-1", "ota-2", "ota-3"])
     waiter_input = {**request, handler.ORDER_KEY: [1, 7]}  # not positions of these jobs
 
-    result = handler.handle_is_complete(
-        waiter_input,
-        client=iot.client,
-        cloudformation=iot.cloudformation,
-        timing=TIMING,
-        clock=clock,
-        sleep=clock.sleep,
-    )
+    result = Handler(iot, clock).is_complete(waiter_input)
 
     assert result == {"IsComplete": True}
     assert iot.existing() == set()
@@ -581,14 +476,7 @@ def test_on_event_never_runs_past_its_lambda_timeout_and_plans_every_job(iot: Io
     slow_iot(iot, clock, seconds_per_call=1.0)
     start = clock()
 
-    result = handler.handle_on_event(
-        event("Delete", ids),
-        client=iot.client,
-        cloudformation=iot.cloudformation,
-        timing=TIMING,
-        remaining_lambda_seconds=40,
-        clock=clock,
-    )
+    result = Handler(iot, clock).on_event(event("Delete", ids), remaining_lambda_seconds=40)
 
     assert clock() - start <= 40 - handler.entry.LAMBDA_MARGIN + 1  # the call under way when it stopped
     assert sorted(planned(result, ids)) == sorted(ids)  # the jobs it could not describe keep list order
@@ -600,15 +488,7 @@ def test_is_complete_never_runs_past_its_lambda_timeout(iot: Iot, clock: SimCloc
     slow_iot(iot, clock, seconds_per_call=1.0)
     start = clock()
 
-    result = handler.handle_is_complete(
-        event("Delete", ids),
-        client=iot.client,
-        cloudformation=iot.cloudformation,
-        timing=TIMING,
-        remaining_lambda_seconds=60,
-        clock=clock,
-        sleep=clock.sleep,
-    )
+    result = Handler(iot, clock).is_complete(event("Delete", ids), remaining_lambda_seconds=60)
 
     assert result == {"IsComplete": False}
     assert clock() - start <= 60 - handler.entry.LAMBDA_MARGIN + 1
@@ -674,15 +554,7 @@ def test_the_stack_status_call_is_retried_on_throttling(iot: Iot, clock: SimCloc
     throttled = fail_calls(iot.cloudformation, "DescribeStacks", "Throttling", 400, times=2)
     request = event("Delete", ["ota-1"])
 
-    result = handler.handle_on_event(
-        request,
-        client=iot.client,
-        cloudformation=iot.cloudformation,
-        timing=TIMING,
-        clock=clock,
-        sleep=clock.sleep,
-        random=lambda: 0.5,
-    )
+    result = Handler(iot, clock).on_event(request)
 
     assert throttled == [2]
     assert result[handler.TEARDOWN_KEY] == "true"
@@ -729,9 +601,7 @@ def test_the_resource_sets_its_own_query_interval_and_total_timeout(iot: Iot, cl
 
     assert outcome.complete, outcome.error
     assert clock.sleeps == [7.0] * 5  # every 7 s until the 30 s deletions are over
-    started = handler.handle_on_event(
-        request, client=iot.client, cloudformation=iot.cloudformation, timing=TIMING, clock=clock
-    )
+    started = Handler(iot, clock).on_event(request)
     assert started[DEADLINE_KEY] == clock() + 600 - 30
 
 

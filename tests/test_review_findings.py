@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
+
 from faults import (
     Chosen,
     Race,
@@ -24,7 +25,6 @@ from faults import (
     run_lambda,
     throttled,
 )
-
 from iot_job_cleanup_handler import Timing
 
 PATHS = ["lambda", "cli"]

@@ -17,7 +17,7 @@ import pytest
 from aws_cdk.assertions import Template
 
 import iot_job_cleanup
-import iot_job_cleanup.cleanup as cleanup_module
+import iot_job_cleanup.synth.provider as provider_module
 from iot_job_cleanup import HANDLER_MODULE, IotJobCleanup
 from iot_job_cleanup.testing import (
     ASSET_HASH_PLACEHOLDER,
@@ -187,7 +187,7 @@ def test_the_masked_template_does_not_change_when_the_handler_does(
 ) -> None:
     before = Template.from_stack(synthesize()).to_json()
     changed = next_release_handler(tmp_path / "lambda")
-    monkeypatch.setattr(cleanup_module, "handler_directory", lambda: changed)
+    monkeypatch.setattr(provider_module, "handler_directory", lambda: changed)
     after = Template.from_stack(synthesize()).to_json()
 
     assert before != after, "the changed handler directory was not used: how does the construct find it?"

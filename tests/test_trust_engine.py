@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from test_handler import TIMING, event, run_delete
 
 import iot_job_cleanup_handler as handler
-from conftest import STACK_ID, THING_ARN, Iot, SimClock, fail_calls
+from support import STACK_ID, THING_ARN, TIMING, Handler, Iot, SimClock, event, fail_calls, run_delete
 
 ROOT_ID = STACK_ID.replace("OtaFleet", "Root")
 
@@ -166,14 +165,7 @@ def test_a_job_cancelled_by_someone_else_drains_from_the_cleanups_start(iot: Iot
 
 
 def on_event(iot: Iot, clock: SimClock, request: dict[str, Any]) -> dict[str, Any]:
-    return handler.handle_on_event(
-        request,
-        client=iot.client,
-        cloudformation=iot.cloudformation,
-        timing=TIMING,
-        clock=clock,
-        sleep=clock.sleep,
-    )
+    return Handler(iot, clock).on_event(request)
 
 
 @pytest.mark.parametrize(
@@ -229,7 +221,7 @@ def test_the_timeout_counts_only_the_jobs_really_left(iot: Iot, clock: SimClock)
 
     def someone_deletes_every_other_one(**_: Any) -> None:  # once the cleanup has planned
         for job_id in ids[::2]:
-            iot.lifecycle.backend.jobs.pop(job_id, None)
+            iot.lifecycle.remove_job(job_id)
 
     iot.client.meta.events.register("before-call.iot.ListJobs", someone_deletes_every_other_one)
     timing = handler.Timing(

@@ -12,6 +12,7 @@ import io
 import re
 
 import pytest
+
 from faults import (
     SCP_HINT,
     STACK_ID,
@@ -42,7 +43,6 @@ from faults import (
     throttled,
     unavailable,
 )
-
 from iot_job_cleanup.emulator import StackRecord
 from iot_job_cleanup_handler import Timing
 

@@ -25,6 +25,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from faults import (
     Chosen,
     Fault,
@@ -44,8 +47,6 @@ from faults import (
     run,
     unavailable,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 JOB_IDS = ["ota-1", "ota-2", "ota-3", "cfg-1", "cfg-2", "rollout-1", "rollout-2"]
 TAG_KEYS = ["fleet", "wave", "owner", "k4", "k5"]

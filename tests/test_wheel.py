@@ -54,7 +54,16 @@ def test_a_wheel_installed_in_a_new_venv_synthesizes_a_stack_outside_the_repo(tm
     package = Path(installed_at).parent
     assert (package / "py.typed").is_file(), "py.typed is missing: type checkers would ignore our hints"
     assert (package / "testing.py").is_file()
+    # The construct is the synth package; its naming rules are the engine's rules.py, shipped.
+    assert (package / "synth" / "construct.py").is_file()
+    assert (package / "handler" / "iot_job_cleanup_handler" / "rules.py").is_file()
+    assert (package / "emulator" / "model.py").is_file()  # the package behind the [emulator] extra
     assert (venv / "bin" / "iot-job-cleanup-rehearse").is_file()
+    # The rehearsal and its intrinsic evaluator: packages of their own, shipped; --help needs no extra.
+    assert (package / "cfn" / "intrinsics.py").is_file()
+    assert (package / "rehearse" / "command.py").is_file()
+    rehearse_help = run(venv / "bin" / "iot-job-cleanup-rehearse", "--help", cwd=user, env=env)
+    assert rehearse_help.startswith("usage: iot-job-cleanup-rehearse "), rehearse_help
     # The command line: installed, and its engine is the handler package the wheel carries.
     assert (package / "handler" / "iot_job_cleanup_handler" / "scheduling.py").is_file()
     assert "usage: iot-job-cleanup" in run(venv / "bin" / "iot-job-cleanup", "--help", cwd=user, env=env)

@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any
 from .engine import HANDLER_MODULE, handler_directory
 
 if TYPE_CHECKING:
-    from .cleanup import IotJobCleanup
+    from .synth import IotJobCleanup
 
 __all__ = ["HANDLER_MODULE", "IotJobCleanup", "handler_directory"]
 
 
 def __getattr__(name: str) -> Any:
     if name == "IotJobCleanup":
-        from .cleanup import IotJobCleanup
+        from .synth import IotJobCleanup
 
         return IotJobCleanup
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,60 @@
+"""iot-job-cleanup: delete AWS IoT jobs from the command line, on the engine the Lambda handler runs.
+
+    iot-job-cleanup delete [--job-id ID ...] [--tag KEY=VALUE ...] [--thing-group NAME ...]
+                           [--prefix P] [--namespace-id NS] [--force] [--drain DURATION]
+                           [--dry-run] [--yes] [--region R] [--profile P] [--endpoint-url URL]
+    iot-job-cleanup resume --stack NAME [--yes] [--dry-run] [--region R] [--profile P]
+
+The selection is the one IotJobCleanup takes: the jobs named with --job-id, plus the jobs
+that match every filter given (--tag AND --thing-group AND --prefix). The same engine as the
+Lambda handler deletes them (slot scheduling, backoff, discovery, force and drain), with no
+time cap. Exit codes: 0 every selected job is gone (or none matched, or a dry run), 1 jobs
+are left (the reason is printed: a job that needs --force refused before any deletion, a
+refusal by IoT, jobs left alone that matched after the prompt), 2 usage (or a question
+nobody could answer), 130 interrupted by Ctrl-C, 143 stopped by SIGTERM (handled as Ctrl-C).
+
+One concern a module, imports in one direction (each only from those above it):
+
+- ``errors``: exit codes, ``UsageError``, interruptions, and how failures are worded;
+- ``arguments``: the parser, ``--drain`` durations and ``--tag`` pairs (no boto3, no engine);
+- ``clients``: the boto3 clients (made only when a command runs) and paging;
+- ``candidates``: what a selection would delete (the engine's preview) and its listing;
+- ``progress``: the bar and log lines, from the engine's ``JobCleanup.progress()``;
+- ``report``: what a run says at its end: the outcome, every job left and what to do;
+- ``run``: one run: confirm, delete, Ctrl-C and SIGTERM;
+- ``resume``: a stack's cleanups, their properties from ``cfn``'s evaluator over the live
+  source, or from the Delete input of the Provider's waiter;
+- ``command``: ``main``, from the arguments to the exit code.
+
+It uses the engine through ``iot_job_cleanup.engine`` (``load_engine``, typed ``Engine``) and
+never imports aws-cdk-lib, so it starts without Node.
+"""
+
+from __future__ import annotations
+
+from .arguments import build_parser, parse_duration, parse_tag
+from .candidates import Candidate, preview, print_preview
+from .clients import Clients, make_clients
+from .command import main
+from .errors import UsageError
+from .progress import Progress
+from .resume import stack_cleanups
+from .run import Console, Run, run_cleanup
+
+__all__ = [
+    "Candidate",
+    "Clients",
+    "Console",
+    "Progress",
+    "Run",
+    "UsageError",
+    "build_parser",
+    "main",
+    "make_clients",
+    "parse_duration",
+    "parse_tag",
+    "preview",
+    "print_preview",
+    "run_cleanup",
+    "stack_cleanups",
+]

@@ -1,0 +1,156 @@
+"""The command: ``main``, from its arguments to its exit code.
+
+It parses the arguments, loads the engine (boto3 only now), makes the runs (``delete``: one
+from the flags; ``resume``: one per cleanup of the stack), runs each and turns every failure
+into one line and an exit code (see ``errors``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import TextIO
+
+from ..engine import Engine, load_engine
+from .arguments import build_parser, parse_duration, parse_tag
+from .clients import Clients, make_clients
+from .errors import (
+    EXIT_DONE,
+    EXIT_LEFT,
+    EXIT_USAGE,
+    Interrupted,
+    UsageError,
+    aws_error,
+    configuration_errors,
+    interruption,
+    one_line,
+    traceback_file,
+)
+from .resume import resume_runs
+from .run import Console, Run, run_cleanup, sigterm_as_interruption
+
+__all__ = ["LOGGER", "ask_on_terminal", "delete_runs", "main"]
+
+LOGGER = "iot_job_cleanup"  # the engine's logger
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    out: TextIO | None = None,
+    stdin: TextIO | None = None,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+    clients: Clients | None = None,
+) -> int:
+    """``iot-job-cleanup``'s exit code; ``clients`` stand in for the ones it would make."""
+    out = out or sys.stdout
+    quiet = logging.getLogger(LOGGER)  # the engine's log lines are the Lambda's; here the output says it
+    if not any(isinstance(handler, logging.NullHandler) for handler in quiet.handlers):
+        quiet.addHandler(logging.NullHandler())
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        engine = load_engine()
+    except ModuleNotFoundError as exc:  # the engine talks to AWS with boto3
+        print(
+            f"iot-job-cleanup: {exc.name} is not installed: pip install 'iot-job-cleanup[cli]'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    console = Console(out, ask_on_terminal(stdin or sys.stdin, out), out.isatty(), clock, sleep)
+    from botocore.exceptions import (  # the engine has loaded botocore
+        BotoCoreError,
+        ClientError,
+        NoCredentialsError,
+        NoRegionError,
+    )
+
+    codes: list[int] = []  # one per cleanup run to its end
+    try:
+        with sigterm_as_interruption():
+            runs = delete_runs(engine, args) if args.command == "delete" else None
+            clients = clients or make_clients(engine, args)
+            if runs is None:
+                runs = resume_runs(engine, clients, args, out)
+                if isinstance(runs, int):
+                    return runs
+            for run in runs:
+                codes.append(run_cleanup(engine, clients, run, console, dry_run=args.dry_run, yes=args.yes))
+    except UsageError as exc:
+        parser.print_usage(sys.stderr)
+        print(f"iot-job-cleanup: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Interrupted as exc:
+        return exc.code
+    except KeyboardInterrupt as exc:  # while looking or asking: this cleanup had started nothing
+        name, code = interruption(exc)
+        nothing = "nothing more was deleted after the cleanups above" if codes else "this run deleted nothing"
+        print(f"\niot-job-cleanup: {name[0].lower() + name[1:]}; {nothing}.", file=sys.stderr)
+        return code
+    except configuration_errors() as exc:  # the local set-up, before any call reached AWS
+        hint = (
+            "Pass --region/--profile, or set AWS_DEFAULT_REGION."
+            if isinstance(exc, (NoRegionError, NoCredentialsError))
+            else "Check --profile, --region and the AWS configuration (aws configure list)."
+        )
+        print(f"iot-job-cleanup: {one_line(exc)} {hint}", file=sys.stderr)
+        return EXIT_LEFT if codes else EXIT_USAGE
+    except engine.CleanupError as exc:  # e.g. a refusal while looking: the engine says what to check
+        print(f"iot-job-cleanup: {one_line(exc)}", file=sys.stderr)
+        return EXIT_LEFT
+    except (ClientError, BotoCoreError, engine.TransientError) as exc:
+        print(
+            f"iot-job-cleanup: {aws_error(exc)} Jobs may be left: run the same command again.",
+            file=sys.stderr,
+        )
+        return EXIT_LEFT
+    except Exception as exc:  # a bug: one line here, the traceback in a file to report
+        print(
+            f"iot-job-cleanup: unexpected {type(exc).__name__}: {one_line(exc)} This is a bug in "
+            f"iot-job-cleanup ({traceback_file()}); jobs may be left: --dry-run lists them.",
+            file=sys.stderr,
+        )
+        return EXIT_LEFT
+    return max(codes, default=EXIT_DONE)
+
+
+def delete_runs(engine: Engine, args: argparse.Namespace) -> list[Run]:
+    """``delete``'s one run: the selection and options its flags give."""
+    if not (args.job_id or args.tag or args.thing_group or args.prefix):
+        raise UsageError("select jobs with --job-id, --tag, --thing-group or --prefix (any mix).")
+    selection = engine.Selection(
+        job_ids=tuple(args.job_id),
+        tags=tuple(sorted(parse_tag(text) for text in args.tag)),
+        thing_groups=tuple(args.thing_group),
+        prefix=args.prefix,
+        namespace_id=args.namespace_id,
+    )
+    try:
+        selection.check()
+    except engine.InvalidPropertiesError as exc:
+        raise UsageError(str(exc)) from exc
+    drain = parse_duration(args.drain) if args.drain is not None else None
+    request = engine.CleanupRequest(selection=selection, force=args.force, drain=drain)
+    comment = (
+        "Cancelled by iot-job-cleanup (command line); deleted once its devices finish "
+        f"(drain {drain or 0:.0f} s)."
+    )
+    return [Run(request, "iot-job-cleanup", comment)]
+
+
+def ask_on_terminal(stdin: TextIO, out: TextIO) -> Callable[[str, str], bool | None]:
+    """A question asked on the terminal: None when there is none to ask on."""
+
+    def ask(question: str, listing: str = "") -> bool | None:
+        """The answer, or None with no terminal to ask on; ``listing`` is shown first."""
+        if not stdin.isatty():
+            return None
+        out.write(listing + question)
+        out.flush()
+        return stdin.readline().strip().lower() in ("y", "yes")
+
+    return ask

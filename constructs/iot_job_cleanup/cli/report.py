@@ -1,0 +1,82 @@
+"""What a run says at its end: its outcome, and every job it left undone with what to do.
+
+Each function reads the engine's ``CleanupProgress`` snapshot of the run (``state``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TextIO
+
+from .errors import EXIT_LEFT, ids
+
+if TYPE_CHECKING:
+    from .progress import Progress
+
+__all__ = ["failed", "left_undone", "report_interruption", "report_left"]
+
+
+def left_undone(state: Any) -> list[str]:
+    """Every selected job this run knows is not gone (held-back ones apart)."""
+    return sorted({*state.deleting_ids, *state.cancelled_not_deleted, *state.not_started})
+
+
+def failed(reason: str, state: Any, progress: Progress, title: str, out: TextIO) -> int:
+    """A run that stopped on ``reason``: what goes on in IoT by itself, what is left."""
+    progress.finish(state)
+    out.write(f"{title}: {reason}\n")
+    if state.deleting_ids:
+        out.write(
+            f"{len(state.deleting_ids)} deletion(s) under way go on in IoT by themselves: "
+            f"{ids(state.deleting_ids)}.\n"
+        )
+    report_left(state, out, again="Once the cause above is dealt with, run the same command again")
+    return EXIT_LEFT
+
+
+def report_left(state: Any, out: TextIO, again: str = "Run the same command again") -> None:
+    """Name every job this run left undone: cancelled and not deleted, not started, held back."""
+    cancelled = state.cancelled_not_deleted
+    not_started = [job_id for job_id in state.not_started if job_id not in cancelled]
+    if cancelled:
+        out.write(
+            f"{len(cancelled)} job(s) this run cancelled are not deleted: {ids(cancelled)}. "
+            f"{again} to delete them.\n"
+        )
+    if not_started:
+        out.write(
+            f"{len(not_started)} selected job(s) not deleted, their deletion not started: "
+            f"{ids(not_started)}. {again} to delete them.\n"
+        )
+    if state.held_back:
+        out.write(
+            f"{len(state.held_back)} job(s) matched after you confirmed and were left alone: "
+            f"{ids(state.held_back)}; run the command again to delete them.\n"
+        )
+
+
+def report_interruption(name: str, state: Any, filtered: bool, out: TextIO) -> None:
+    """What goes on without us, and what is left undone. "No further action needed" only
+    when nothing is: no job cancelled and not deleted, none not started, none held back, and
+    no filter (``filtered``) whose look for jobs (a whole walk that finds none left) is still
+    to make."""
+    under_way = state.deleting_ids
+    undone = bool(state.cancelled_not_deleted or state.not_started or state.held_back)
+    if under_way:
+        out.write(
+            f"{name}: no more deletions start. {len(under_way)} deletion(s) under way go on in IoT by "
+            f"themselves: {ids(under_way)}"
+        )
+    else:
+        out.write(f"{name}: no more deletions start; none is under way")
+    out.write("; no further action needed.\n" if not (undone or filtered) else ".\n")
+    report_left(state, out)
+    if filtered and not state.discovery_finished:
+        out.write(
+            "The filters' listing had not finished: more jobs may match. Run the same command again "
+            "to delete them.\n"
+        )
+    elif filtered and not undone:
+        out.write(
+            "The last look for jobs the filters select (it finds jobs created meanwhile) was not made: "
+            "run the same command again once these deletions finish to make sure none is left.\n"
+        )

@@ -1,0 +1,133 @@
+"""``resume``: finish the cleanups of a stack being deleted or in DELETE_FAILED.
+
+A stack's cleanups are its ``Custom::IotJobCleanup`` resources not deleted yet (a retained one
+keeps its jobs, as at ``cdk destroy``). Their properties are the template's, evaluated by
+``cfn``'s one intrinsic evaluator over the live source (``StackValues``: what DescribeStacks
+and ListStackResources tell). What CloudFormation does not tell (``Fn::GetAtt``, an import, a
+condition) is read from the Delete input the Provider's waiter state machine was started with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any, TextIO
+
+from ..cfn import RESOURCE_TYPE, RETAIN_POLICIES, Intrinsics, StackValues, UnresolvableError
+from ..cfn.intrinsics import is_list_type
+from ..engine import Engine
+from .clients import Clients, pages
+from .errors import EXIT_USAGE
+from .run import Run
+
+__all__ = [
+    "FINISHED",
+    "RESUMABLE_STATUSES",
+    "properties_from_the_waiter",
+    "resume_runs",
+    "stack_cleanups",
+    "stack_values",
+]
+
+RESUMABLE_STATUSES = frozenset({"DELETE_IN_PROGRESS", "DELETE_FAILED"})
+FINISHED = ("DELETE_COMPLETE", "DELETE_SKIPPED")  # a resource's Delete done, or never to come
+WAITER_TYPE = "AWS::StepFunctions::StateMachine"  # the Provider's waiter
+
+
+def resume_runs(engine: Engine, clients: Clients, args: argparse.Namespace, out: TextIO) -> list[Run] | int:
+    """A run per cleanup of ``--stack`` left to finish, or an exit code when there is none to make."""
+    status = engine.stack_status(clients.cloudformation, args.stack)
+    if status not in RESUMABLE_STATUSES:
+        out.write(
+            f"Stack {args.stack} is {status}: a cleanup acts only when its stack is torn down, so resume "
+            "works on a stack being deleted or in DELETE_FAILED. Run cdk destroy first.\n"
+        )
+        return EXIT_USAGE
+    runs = []
+    for logical_id, properties in stack_cleanups(clients, args.stack, out):
+        request = engine.CleanupRequest.from_properties(properties)
+        comment = (
+            f"Cancelled by iot-job-cleanup resume of {args.stack}/{logical_id}; "
+            "deleted once its devices finish."
+        )
+        runs.append(Run(request, f"{args.stack}/{logical_id}", comment, resumed=True))
+    if not runs:
+        out.write(f"Stack {args.stack} has no cleanup left to finish.\n")
+    return runs
+
+
+def stack_values(
+    description: dict[str, Any], resources: list[Any], template: dict[str, Any], region: str
+) -> StackValues:
+    """The live source of a stack's values: DescribeStacks' name, id and parameters (list types
+    as lists, as Ref gives them), ListStackResources' physical ids, the region asked."""
+    declared = template.get("Parameters", {})
+
+    def value(parameter: dict[str, Any]) -> str | list[str]:
+        text = parameter.get("ResolvedValue") or parameter.get("ParameterValue", "")
+        listed = is_list_type(declared.get(parameter["ParameterKey"], {}).get("Type", "String"))
+        return text.split(",") if listed else text
+
+    return StackValues(
+        name=description["StackName"],
+        stack_id=description["StackId"],
+        region=region,
+        parameters={p["ParameterKey"]: value(p) for p in description.get("Parameters", [])},
+        physical_ids={r["LogicalResourceId"]: r.get("PhysicalResourceId", "") for r in resources},
+    )
+
+
+def stack_cleanups(clients: Clients, stack: str, out: TextIO) -> list[tuple[str, dict[str, Any]]]:
+    """The stack's cleanup resources not deleted yet, with their properties resolved."""
+    cloudformation = clients.cloudformation
+    (description,) = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    resources = list(pages(cloudformation, "list_stack_resources", "StackResourceSummaries", StackName=stack))
+    body = cloudformation.get_template(StackName=stack, TemplateStage="Processed")["TemplateBody"]
+    template = json.loads(body) if isinstance(body, str) else body
+    intrinsics = Intrinsics(stack_values(description, resources, template, cloudformation.meta.region_name))
+    found = []
+    for resource in resources:
+        logical_id = resource["LogicalResourceId"]
+        if resource["ResourceType"] != RESOURCE_TYPE or resource["ResourceStatus"] in FINISHED:
+            continue
+        declared = template["Resources"][logical_id]
+        if declared.get("DeletionPolicy") in RETAIN_POLICIES:
+            out.write(f"{stack}/{logical_id}: DeletionPolicy Retain: its jobs stay, as at cdk destroy.\n")
+            continue
+        raw = {k: v for k, v in declared.get("Properties", {}).items() if k != "ServiceToken"}
+        try:
+            properties = intrinsics.render(raw)
+        except UnresolvableError as exc:
+            properties = properties_from_the_waiter(clients, resources, logical_id)
+            if properties is None:
+                out.write(
+                    f"{stack}/{logical_id}: its properties depend on {exc}, which CloudFormation does not "
+                    "tell, and the provider's waiter has no Delete of it on record. Delete its jobs with "
+                    "`iot-job-cleanup delete --job-id ...`.\n"
+                )
+                continue
+        found.append((logical_id, properties))
+    return found
+
+
+def properties_from_the_waiter(
+    clients: Clients, resources: list[Any], logical_id: str
+) -> dict[str, Any] | None:
+    """The resolved properties CloudFormation sent with the resource's last Delete: the
+    Provider's waiter state machine got them as its execution input."""
+    machines = [
+        r["PhysicalResourceId"]
+        for r in resources
+        if r["ResourceType"] == WAITER_TYPE and r.get("PhysicalResourceId")
+    ]
+    for machine in machines:
+        executions = clients.states.list_executions(stateMachineArn=machine, maxResults=100).get(
+            "executions", []
+        )
+        for execution in sorted(executions, key=lambda e: e.get("startDate", 0), reverse=True):
+            event = json.loads(
+                clients.states.describe_execution(executionArn=execution["executionArn"])["input"]
+            )
+            if event.get("LogicalResourceId") == logical_id and event.get("RequestType") == "Delete":
+                return {k: v for k, v in event.get("ResourceProperties", {}).items() if k != "ServiceToken"}
+    return None

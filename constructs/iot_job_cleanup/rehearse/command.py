@@ -1,0 +1,268 @@
+"""Rehearse `cdk deploy`, `cdk deploy` of an update and `cdk destroy` of a CDK app's IotJobCleanup
+resources, offline, by CloudFormation's rules.
+
+    python -m iot_job_cleanup.rehearse [--cdk-out cdk.out] [--update-from old.out] ...
+    iot-job-cleanup-rehearse [--cdk-out cdk.out] [--update-from old.out] ...
+
+Reads a synthesized cloud assembly, starts an AWS-protocol endpoint on loopback (moto's server:
+IoT with the DeleteJob lifecycle, see ``emulator``, and CloudFormation's stack records, which the
+handler asks for its stack's status), then plays CloudFormation:
+
+- **deploy**: creates the stacks' thing groups, things and the jobs their cleanup resources
+  name, and sends each cleanup resource its Create (stack ``CREATE_IN_PROGRESS``);
+- **runtime**: plays the creator of jobs at runtime for every cleanup with filters
+  (``JobTags``, ``ThingGroupNames``, ``JobIdPrefix``): jobs with generated ids that match
+  every filter, some of them SCHEDULED, and bystanders that miss exactly one filter;
+- **update** (``--update-from OLD``: OLD is deployed first): refuses a changed ``ServiceToken``
+  as CloudFormation does; sends Create to new cleanup resources and Update to changed ones
+  (``UPDATE_IN_PROGRESS``), then Delete to the ones the new template no longer has
+  (``UPDATE_COMPLETE_CLEANUP_IN_PROGRESS``), and checks that no job was touched;
+- **destroy**: sends every cleanup resource whose ``DeletionPolicy`` is not ``Retain`` its
+  Delete, all in parallel (``DELETE_IN_PROGRESS``).
+
+Each request runs the handler code from the asset folder in the cloud assembly (what would
+really be uploaded) the way the Provider framework does: ``on_event`` once, then
+``is_complete`` every query interval until it is complete, raises, or the waiter's attempts
+run out. Time runs faster by a factor, shown on screen. Exits 1 if a job is left that should
+be gone, a job was touched that should not be, or a handler failed; 2 if the assembly cannot
+be rehearsed (the message says why and what to pass).
+
+Which jobs should go is decided here, not by the handler: the jobs a cleanup names, plus the
+jobs whose tags, targets, id and namespace (read from the endpoint) match every filter of a
+cleanup. Every other job must be left exactly as it was, neither deleted nor cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from ..cfn import RESOURCE_TYPE, UnresolvableError
+from .assembly import StackPlan, read_assembly
+from .base import RehearsalError, ScaledClock, require_emulator
+from .deploy import deploy_phase, provision
+from .destroy import Contention, destroy
+from .endpoint import iot_endpoint
+from .fleet import RuntimeActor
+from .handlers import Outcome
+from .report import Report, print_summary
+from .stacks import Hooks, Stacks
+from .update import checked_update
+
+if TYPE_CHECKING:
+    from ..emulator import DeletionLifecycle
+
+__all__ = ["PROG", "main", "rehearse"]
+
+PROG = "python -m iot_job_cleanup.rehearse"
+
+
+def _plans(
+    cdk_out: Path, update_from: Path | None, stacks: list[str] | None, given: Mapping[str, str]
+) -> tuple[list[StackPlan], list[StackPlan], list[str]]:
+    """The stacks to rehearse, the older ones deployed first (an update), and the older stacks
+    an update leaves alone (not in the new assembly)."""
+    plans = read_assembly(cdk_out, stacks, parameters=given, keep_empty=update_from is not None)
+    if update_from is None:
+        return plans, [], []
+    names = {plan.name for plan in plans}
+    old_plans = read_assembly(update_from, stacks, parameters=given, keep_empty=True)
+    left_alone = [plan.name for plan in old_plans if plan.name not in names and plan.cleanups]
+    old_plans = [plan for plan in old_plans if plan.name in names]
+    plans = [plan for plan in plans if plan.cleanups or plan.name in {p.name for p in old_plans}]
+    if not any(plan.cleanups for plan in plans + old_plans):
+        raise RehearsalError(
+            f"No stack in {update_from} or {cdk_out} has an IotJobCleanup ({RESOURCE_TYPE}) resource."
+        )
+    return plans, old_plans, left_alone
+
+
+def rehearse(
+    cdk_out: Path,
+    *,
+    stacks: list[str] | None = None,
+    update_from: Path | None = None,
+    parameters: Mapping[str, str] | None = None,
+    scenario: str = "calm",
+    time_factor: float = 30.0,
+    deletion_seconds: float = 60.0,
+    seconds_per_target: float = 0.0,
+    other_stacks_slots: int | None = None,
+    out: TextIO | None = None,
+    live: bool | None = None,
+    refresh_seconds: float = 0.25,
+    hooks: Hooks | None = None,
+) -> Report:
+    """Deploy (OLD first with ``update_from``), update, destroy; the report of what became of
+    every job. ``hooks``: where a test steps in (see ``Hooks``)."""
+    require_emulator()
+    from ..emulator import DeletionTime
+
+    plans, old_plans, left_alone = _plans(cdk_out, update_from, stacks, dict(parameters or {}))
+    out = out or sys.stdout
+    live = out.isatty() if live is None else live
+    contended = scenario == "contended"
+    held = other_stacks_slots if other_stacks_slots is not None else (10 if contended else 0)
+    contention = Contention(held, deletion_seconds, racing=contended)
+    list_lag = 5.0 if contended else 0.0
+    phases = "deploy, update and destroy" if update_from is not None else "deploy and destroy"
+    out.write(
+        f"Rehearsing {phases} of {', '.join(p.name for p in plans)} against an IoT endpoint on "
+        f"loopback.\nTime runs x{time_factor:g}: 1 s on screen is {time_factor:g} s simulated. A deletion "
+        f"takes {deletion_seconds:g} s + {seconds_per_target:g} s per target. Scenario: {scenario}"
+        f"{f', other stacks hold {held} of the 10 slots' if held else ''}"
+        f"{f', ListJobs lags {list_lag:g} s behind' if list_lag else ''}.\n"
+    )
+    if left_alone:
+        out.write(
+            f"update: {', '.join(left_alone)} not in {cdk_out}: cdk deploy leaves it alone; not rehearsed\n"
+        )
+    clock = ScaledClock(time_factor)
+    deletion = DeletionTime(deletion_seconds, seconds_per_target)
+    with iot_endpoint(clock, deletion, list_lag) as (endpoint, lifecycle):
+        record = Stacks(endpoint, lifecycle, clock, out, hooks)
+        actor = RuntimeActor(endpoint, lifecycle, record.say)
+        report = _phases(record, actor, plans, old_plans, cdk_out, update_from)
+        if not report.stopped:
+            destroyed = destroy(
+                record, actor, plans, old_plans, contention, live=live, refresh_seconds=refresh_seconds
+            )
+            report = _with_update(destroyed, report)
+    print_summary(report, out)
+    return report
+
+
+def _phases(
+    record: Stacks,
+    actor: RuntimeActor,
+    plans: list[StackPlan],
+    old_plans: list[StackPlan],
+    cdk_out: Path,
+    update_from: Path | None,
+) -> Report:
+    """Deploy, the runtime actor, the update: a report of the update (``stopped``: why the
+    rehearsal stops before the destroy)."""
+    lifecycle = record.lifecycle
+    first = old_plans if update_from is not None else plans
+    provision(first, record.endpoint, lifecycle)
+    deployed, stopped = deploy_phase(record, first, update_from or cdk_out)
+    if not stopped:
+        actor.play(first)  # while the stack lives, jobs are created at runtime
+    update_outcomes: list[Outcome] = []
+    touched: list[str] = []
+    delete_calls = 0
+    if not stopped and update_from is not None:
+        update_outcomes, stopped, touched, delete_calls = checked_update(record, old_plans, plans, cdk_out)
+        if not stopped:
+            actor.play(plans)  # for cleanups the update added or whose filters it changed
+    if stopped:
+        return _stopped(lifecycle, [o for o in deployed + update_outcomes if o.state != "complete"], stopped)
+    return Report(
+        outcomes=[],
+        jobs_left=[],
+        bystanders_touched=[],
+        iot_calls={},
+        limit_exceeded=0,
+        simulated_seconds=0.0,
+        update_outcomes=update_outcomes,
+        update_touched=touched,
+        update_delete_calls=delete_calls,
+    )
+
+
+def _stopped(lifecycle: DeletionLifecycle, outcomes: list[Outcome], stopped: str) -> Report:
+    return Report(
+        outcomes=[],
+        jobs_left=[],
+        bystanders_touched=[],
+        iot_calls=dict(lifecycle.calls),
+        limit_exceeded=lifecycle.refusals["LimitExceededException"],
+        simulated_seconds=0.0,
+        update_outcomes=outcomes,
+        stopped=stopped,
+    )
+
+
+def _with_update(destroyed: Report, update: Report) -> Report:
+    destroyed.update_outcomes = update.update_outcomes
+    destroyed.update_touched = update.update_touched
+    destroyed.update_delete_calls = update.update_delete_calls
+    return destroyed
+
+
+def _parameter(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE")
+    return name, value
+
+
+def parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The command's arguments; ``prog``: the program name its usage shows (default: the one
+    that was run, e.g. iot-job-cleanup-rehearse)."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--cdk-out", type=Path, default=Path("cdk.out"), help="the synthesized cloud assembly"
+    )
+    parser.add_argument(
+        "--update-from",
+        type=Path,
+        metavar="OLD_CDK_OUT",
+        help="deploy this older cloud assembly first, then update it to --cdk-out, then destroy",
+    )
+    parser.add_argument(
+        "--parameter",
+        type=_parameter,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a template parameter's value (comma-separated for a list), or an Fn::ImportValue's "
+        "(repeatable); needed for SSM parameters and parameters without a Default",
+    )
+    parser.add_argument("--stack", action="append", dest="stacks", help="only these stacks (repeatable)")
+    parser.add_argument(
+        "--scenario",
+        choices=["calm", "contended"],
+        default="calm",
+        help="contended: other stacks' cleanups hold every slot and race ours for each freed one",
+    )
+    parser.add_argument("--time-factor", type=float, default=30.0, help="simulated seconds per wall second")
+    parser.add_argument("--deletion-seconds", type=float, default=60.0, help="how long one deletion takes")
+    parser.add_argument(
+        "--seconds-per-target", type=float, default=0.0, help="extra deletion time per target"
+    )
+    parser.add_argument("--other-stacks-slots", type=int, help="slots other stacks hold at the start (0-10)")
+    parser.add_argument("--no-live", action="store_true", help="print progress lines instead of a live view")
+    return parser
+
+
+def main(
+    argv: list[str] | None = None, *, run: Callable[..., Report] = rehearse, prog: str | None = None
+) -> int:
+    arguments = parser(prog)
+    args = arguments.parse_args(argv)
+    if args.time_factor <= 0 or not 0 <= (args.other_stacks_slots or 0) <= 10:
+        arguments.error("--time-factor must be positive and --other-stacks-slots between 0 and 10")
+    try:
+        report = run(
+            args.cdk_out,
+            stacks=args.stacks,
+            update_from=args.update_from,
+            parameters=dict(args.parameter),
+            scenario=args.scenario,
+            time_factor=args.time_factor,
+            deletion_seconds=args.deletion_seconds,
+            seconds_per_target=args.seconds_per_target,
+            other_stacks_slots=args.other_stacks_slots,
+            live=False if args.no_live else None,
+        )
+    except (RehearsalError, UnresolvableError) as exc:
+        print(f"rehearse: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nrehearse: interrupted; the IoT endpoint is stopped.", file=sys.stderr)
+        return 130
+    return 0 if report.ok else 1

@@ -1,0 +1,141 @@
+"""What a rehearsal found (``Report``: ok when every job that should go is gone and no other was
+touched) and its summary: each request's outcome, the runtime jobs and bystanders by what
+became of them, the IoT calls, the jobs left, kept, released and touched."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from .base import KEPT
+from .fleet import RuntimeJob
+from .handlers import Outcome
+
+__all__ = ["Report", "print_summary"]
+
+
+@dataclass
+class Report:
+    outcomes: list[Outcome]  # the destroy's, retained resources included
+    jobs_left: list[str]  # jobs a deleted resource names or selects that still exist
+    bystanders_touched: list[str]  # jobs no deleted resource selects that were deleted or changed
+    iot_calls: dict[str, int]
+    limit_exceeded: int
+    simulated_seconds: float
+    jobs_kept: list[str] = field(default_factory=list)  # named only by DeletionPolicy Retain resources
+    jobs_released: list[str] = field(
+        default_factory=list
+    )  # no cleanup names or selects them after the update
+    update_outcomes: list[Outcome] = field(default_factory=list)
+    update_touched: list[str] = field(default_factory=list)  # jobs the update deleted or changed
+    update_delete_calls: int = 0
+    stopped: str = ""  # why the rehearsal stopped before the destroy (an update refused, ...)
+    runtime: list[RuntimeJob] = field(default_factory=list)  # the runtime actor's, for the destroy
+
+    @property
+    def ok(self) -> bool:
+        """Every job that should go is gone and no other was touched; jobs kept by
+        DeletionPolicy Retain (or no longer any cleanup's after an update) are no failure."""
+        return (
+            not self.stopped
+            and all(o.state in ("complete", "retained") for o in self.outcomes + self.update_outcomes)
+            and not self.jobs_left
+            and not self.bystanders_touched
+            and not self.update_touched
+            and not self.update_delete_calls
+        )
+
+
+def print_summary(report: Report, out: TextIO) -> None:
+    out.write("\nSummary\n")
+    for o in report.update_outcomes:
+        line = f"  update: {o.resource.name}: {o.request} during {o.stack_status or 'the update'}: "
+        line += KEPT + ", no Delete sent" if o.state == "retained" else f"{o.state.upper()}"
+        out.write(line + (f"\n    reason: {o.reason}" if o.reason and o.state == "failed" else "") + "\n")
+    for o in report.outcomes:
+        if o.state == "retained":
+            out.write(f"  {o.resource.name}: RETAINED ({KEPT}), {_jobs_count(o)}, no Delete sent\n")
+        else:
+            line = f"  {o.resource.name}: {o.state.upper()} "
+            line += f"after {o.elapsed:.0f} s simulated, {_jobs_count(o)}, "
+            line += f"{o.invocations} handler invocations"
+            out.write(line + (f"\n    reason: {o.reason}" if o.reason else "") + "\n")
+        _print_runtime(o, [job for job in report.runtime if job.cleanup == o.resource.name], out)
+    if report.stopped:
+        out.write(f"  stopped before the destroy: {report.stopped}\n")
+    calls = ", ".join(f"{name} {count}" for name, count in sorted(report.iot_calls.items()))
+    out.write(f"  IoT calls: {calls}; LimitExceededException answered {report.limit_exceeded} times\n")
+    if not report.stopped:
+        _print_jobs(report, out)
+    if not report.ok:
+        out.write("FAILED: see above.\n")
+    elif report.jobs_kept or report.jobs_released:
+        released = len(report.jobs_released)
+        out.write(
+            f"OK: every job is gone, except {len(report.jobs_kept)} kept by DeletionPolicy Retain"
+            f"{f' and {released} no cleanup names or selects any more' if released else ''}.\n"
+        )
+    else:
+        out.write("OK: every job is gone.\n")
+
+
+def _print_jobs(report: Report, out: TextIO) -> None:
+    out.write(f"  jobs left: {', '.join(report.jobs_left) or 'none'}\n")
+    if report.jobs_kept:
+        out.write(f"  jobs kept (DeletionPolicy Retain): {', '.join(report.jobs_kept)}\n")
+    if report.jobs_released:
+        out.write(
+            "  jobs no cleanup names or selects after the update (left alone): "
+            f"{', '.join(report.jobs_released)}\n"
+        )
+    if report.update_touched or report.update_delete_calls:
+        out.write(
+            f"  jobs the update touched: {', '.join(report.update_touched) or 'none'}; "
+            f"DeleteJob calls during the update: {report.update_delete_calls}\n"
+        )
+    out.write(
+        "  jobs no cleanup selects that were deleted or changed: "
+        f"{', '.join(report.bystanders_touched) or 'none'}\n"
+    )
+
+
+def _jobs_count(outcome: Outcome) -> str:
+    """'12 jobs' for a cleanup that only names jobs; else how many it names and its filters select."""
+    named, selected = len(outcome.resource.job_ids), len(outcome.selected)
+    if not outcome.resource.filters.given:
+        return f"{named} jobs"
+    return f"{f'{named} jobs named and ' if named else ''}{selected} jobs its filters select"
+
+
+def _print_runtime(outcome: Outcome, jobs: list[RuntimeJob], out: TextIO) -> None:
+    """What the runtime actor made for a cleanup: the selected jobs by the listing that shows
+    them, and the bystanders by why they are bystanders, each with what became of it."""
+    if not jobs:
+        return
+
+    def shown(job: RuntimeJob) -> str:
+        if job.as_expected:
+            return f"{job.job_id} ({job.status})"
+        became = "STILL THERE" if job.after == job.status else "DELETED" if job.after == "gone" else job.after
+        return f"{job.job_id} ({job.status}, {became})"
+
+    def grouped(of: list[RuntimeJob], key: Callable[[RuntimeJob], str]) -> None:
+        groups: dict[str, list[RuntimeJob]] = {}
+        for job in of:
+            groups.setdefault(key(job), []).append(job)
+        for name, members in groups.items():
+            out.write(f"      {name}: {', '.join(shown(job) for job in members)}\n")
+
+    out.write(f"    selects: {outcome.resource.filters.describe()}\n")
+    selected = [job for job in jobs if not job.why]
+    if selected:
+        verb = {"deleted": "deleted", "kept": f"kept ({KEPT})"}.get(selected[0].expected, "left alone")
+        fine = sum(job.as_expected for job in selected)
+        out.write(f"    runtime jobs {verb}, {fine} of {len(selected)}, by the listing that shows them:\n")
+        grouped(selected, lambda job: job.listing)
+    bystanders = [job for job in jobs if job.why]
+    if bystanders:
+        fine = sum(job.as_expected for job in bystanders)
+        out.write(f"    bystanders left alone, {fine} of {len(bystanders)}, by why they are bystanders:\n")
+        grouped(bystanders, lambda job: job.why)

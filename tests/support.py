@@ -1,0 +1,218 @@
+"""What the tests share: simulated time, the emulated account, injected errors, and one way
+to run the handler's entry points (the Provider framework's driver, ``provider.run_request``).
+
+Fixtures live in ``conftest.py`` and build on these; test modules import from here, never
+from each other.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.awsrequest import AWSResponse
+
+import iot_job_cleanup_handler as handler
+from iot_job_cleanup.emulator import DeletionLifecycle, set_stack_status
+from iot_job_cleanup.provider import EntryPoint, run_request
+from iot_job_cleanup_handler import Timing
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+THING_ARN = f"arn:aws:iot:{REGION}:{ACCOUNT}:thing/sensor-1"
+STACK_ID = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/OtaFleet/6f1e2a40-cbf4-11f0-9a3e-0a1b2c3d4e5f"
+
+
+# --------------------------------------------------------------------------- time and the account
+
+
+@dataclass
+class SimClock:
+    """Simulated wall clock; ``sleep`` advances it and records each pause."""
+
+    now: float = 1_000_000.0
+    sleeps: list[float] = field(default_factory=list)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0, seconds
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@dataclass
+class Iot:
+    """IoT with the DeletionLifecycle, and the CloudFormation stack the cleanup lives in.
+
+    The stack starts in DELETE_IN_PROGRESS: a Delete event is a stack teardown unless a
+    test puts the stack in another status.
+    """
+
+    client: object
+    lifecycle: DeletionLifecycle
+    cloudformation: object
+
+    def stack_status(self, status: str) -> None:
+        set_stack_status(ACCOUNT, REGION, STACK_ID, status)
+
+    def create_jobs(
+        self, *job_ids: str, status: str = "COMPLETED", namespace_id: str | None = None, things: int = 1
+    ) -> None:
+        targets = [f"{THING_ARN}-{index}" for index in range(things)]
+        for job_id in job_ids:
+            self.lifecycle.create_job(job_id, targets=targets, status=status, namespace_id=namespace_id)
+
+    def existing(self) -> set[str]:
+        self.lifecycle.settle()
+        return set(self.lifecycle.job_ids())
+
+    def status(self, job_id: str) -> str:
+        return self.client.describe_job(jobId=job_id)["job"]["status"]
+
+
+# --------------------------------------------------------------------------- injected errors
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: object) -> Iterator[bytes]:
+        yield self._body
+
+
+def fail_calls(client: object, operation: str, code: str, status: int, times: int) -> list[int]:
+    """Make the next ``times`` calls of ``operation`` answer an error over HTTP.
+
+    The response goes through botocore's own parser, as a real service error would.
+    Returns a one-element list counting the failures served.
+    """
+    served = [0]
+
+    query_protocol = client.meta.service_model.protocol == "query"  # CloudFormation: XML errors
+
+    def respond(request: object, **_: object) -> AWSResponse | None:
+        if served[0] >= times:
+            return None
+        served[0] += 1
+        if query_protocol:
+            body = (
+                f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>"
+                f"<Message>injected {code}</Message></Error><RequestId>r</RequestId></ErrorResponse>"
+            ).encode()
+            headers = {"Content-Type": "text/xml"}
+        else:
+            body = json.dumps({"message": f"injected {code}"}).encode()
+            headers = {"x-amzn-ErrorType": code, "Content-Type": "application/json"}
+        return AWSResponse(request.url, status, headers, _Raw(body))
+
+    service = client.meta.service_model.service_id.hyphenize()
+    client.meta.events.register(f"before-send.{service}.{operation}", respond)
+    return served
+
+
+# ------------------------------------------------------------------- the handler, run as the Provider does
+
+
+TIMING = Timing(query_interval=10, total_timeout=3600, poll_interval=2, poll_window=60, report_margin=30)
+
+
+def event(request_type: str, job_ids: list[str], **properties: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "RequestType": request_type,
+        "LogicalResourceId": "OtaJobsCleanup",
+        "StackId": STACK_ID,
+        "ResourceType": "Custom::IotJobCleanup",
+        "ResourceProperties": {
+            "ServiceToken": "arn:token",
+            "JobIds": job_ids,
+            "Force": "false",
+            **properties,
+        },
+    }
+    if request_type != "Create":
+        body["PhysicalResourceId"] = "iot-job-cleanup:OtaJobsCleanup"
+    return body
+
+
+@dataclass
+class Outcome:
+    complete: bool
+    invocations: int
+    elapsed: float
+    error: Exception | None = None
+
+
+def entry_points(
+    iot: Iot, clock: SimClock, timing: Timing = TIMING, **more: Any
+) -> tuple[EntryPoint, EntryPoint]:
+    """The engine's on_event and is_complete with the keywords the tests give them: the
+    account's clients, simulated time, equal jitter (``random`` 0.5), and ``more``."""
+    keywords: dict[str, Any] = {
+        "client": iot.client,
+        "cloudformation": iot.cloudformation,
+        "timing": timing,
+        "clock": clock,
+        "sleep": clock.sleep,
+        "random": lambda: 0.5,
+        **more,
+    }
+    return EntryPoint.of(handler, "on_event", **keywords), EntryPoint.of(handler, "is_complete", **keywords)
+
+
+@dataclass
+class Handler:
+    """One call at a time to the entry points (what a single Lambda invocation does)."""
+
+    iot: Iot
+    clock: SimClock
+    timing: Timing = field(default_factory=lambda: TIMING)
+
+    def on_event(self, request: Mapping[str, Any], **more: Any) -> dict[str, Any]:
+        return dict(entry_points(self.iot, self.clock, self.timing, **more)[0](request))
+
+    def is_complete(self, request: Mapping[str, Any], **more: Any) -> dict[str, Any]:
+        return dict(entry_points(self.iot, self.clock, self.timing, **more)[1](request))
+
+
+def run_delete(iot: Iot, clock: SimClock, request: dict[str, Any], timing: Timing = TIMING) -> Outcome:
+    """on_event, then is_complete at the query interval, as the Provider's waiter does."""
+    start = clock()
+    invocations: list[str] = []
+
+    def counted(name: str, call: Any) -> Any:
+        invocations.append(name)
+        return call()
+
+    on_event, is_complete = entry_points(iot, clock, timing)
+    try:
+        run_request(
+            request,
+            on_event,
+            is_complete,
+            sleep=clock.sleep,
+            query_interval=timing.query_interval,
+            max_attempts=10_000,
+            invocation=counted,
+        )
+    except Exception as exc:  # the Provider reports any exception as FAILED
+        return Outcome(False, len(invocations), clock() - start, exc)
+    return Outcome(True, len(invocations), clock() - start)
+
+
+def lambda_clients(iot: Iot) -> dict[str, Any]:
+    """The clients the Lambda entry points use, one per service (no tagging API: IoT is asked)."""
+    return {"iot": iot.client, "cloudformation": iot.cloudformation, "resourcegroupstaggingapi": None}
+
+
+def planned(result: dict[str, Any], ids: list[str]) -> list[str]:
+    """The order on_event planned: the event carries positions in JobIds."""
+    return [ids[position] for position in result[handler.ORDER_KEY]]
+
+
+def job_ids(count: int, prefix: str = "ota") -> list[str]:
+    return [f"{prefix}-{index:03d}" for index in range(count)]
