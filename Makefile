@@ -43,8 +43,9 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Two workers: the machine's two cores (about 4 minutes instead of 6.5).
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 bench: setup
 	PYTHONPATH=$(CURDIR)/constructs:$(CURDIR)/lambda:$(CURDIR) $(BIN)/python -m benchmarks.run

@@ -29,7 +29,7 @@ from iot_job_cleanup.emulator import DeletionLifecycle, DeletionTime, emulated_i
 from iot_job_cleanup.rehearse import free_port
 from support import ACCOUNT, REGION, SimClock, fail_calls
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 FLEET = f"arn:aws:iot:{REGION}:{ACCOUNT}:thinggroup/fleet"
 OTHER = f"arn:aws:iot:{REGION}:{ACCOUNT}:thinggroup/other"
 

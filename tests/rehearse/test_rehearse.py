@@ -506,7 +506,7 @@ sys.meta_path.insert(0, WithoutEmulatorExtra())
 from iot_job_cleanup import rehearse  # importable without the extra
 sys.exit(rehearse.main(sys.argv[1:]))
 """
-    constructs = Path(__file__).resolve().parent.parent / "constructs"
+    constructs = Path(__file__).resolve().parents[2] / "constructs"
     env = {**os.environ, "PYTHONPATH": str(constructs)}
 
     result = subprocess.run(
@@ -537,7 +537,7 @@ finally:
 
 
 def run_without_cdk(*argv: str) -> subprocess.CompletedProcess[str]:
-    constructs = Path(__file__).resolve().parent.parent / "constructs"
+    constructs = Path(__file__).resolve().parents[2] / "constructs"
     return subprocess.run(
         [sys.executable, "-c", WITHOUT_CDK, *argv],
         capture_output=True,

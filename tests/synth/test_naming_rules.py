@@ -14,7 +14,7 @@ import iot_job_cleanup_handler.rules as rules
 from iot_job_cleanup.engine import naming_rules
 from iot_job_cleanup.synth import naming
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 NAMES = [
     "JOB_ID_PATTERN",
     "NAMESPACE_ID_PATTERN",

@@ -26,7 +26,7 @@ from iot_job_cleanup.testing import (
     template_for_snapshot,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 HASH_A = "343c9a7fe004be180bf698ec131b1b07c335cfed311a388c0a802fae4495f3d5"
 HASH_B = "e16ffb3b34af185b8b30c88fdb19faa13b6c42bb38580485c4e84b384ee48b63"
 MASK = ASSET_HASH_PLACEHOLDER
