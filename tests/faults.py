@@ -74,9 +74,9 @@ from iot_job_cleanup.emulator import (
     TaggingClient,
 )
 from iot_job_cleanup.provider import EntryPoint, ProviderTimeoutError, run_request
+from iot_job_cleanup_handler import Timing
+from support import ACCOUNT, REGION, SimClock
 
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
 STACK_ID = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/OtaFleet/6f1e2a40-cbf4-11f0-9a3e-0a1b2c3d4e5f"
 ENDPOINT = f"https://iot.{REGION}.amazonaws.com"
 RUNNING = frozenset({"IN_PROGRESS", "SCHEDULED"})
@@ -118,6 +118,20 @@ def _group_of(target: str) -> str | None:
     return name if kind == "thinggroup" and name else None
 
 
+# --------------------------------------------------------------------------- what the trust tests share
+
+PATHS = ["lambda", "cli"]  # the Lambda entry points, and the command line
+LONG_WINDOW = Timing(
+    query_interval=10, total_timeout=3600, poll_interval=3, poll_window=600, report_margin=30
+)
+OURS = {"fleet": "demo"}
+OUR_TAGS = (("fleet", "demo"),)
+
+
+def named(count: int, prefix: str = "ota") -> tuple[str, ...]:
+    return tuple(f"{prefix}-{index:03d}" for index in range(count))
+
+
 # --------------------------------------------------------------------------- simulated time
 
 
@@ -129,25 +143,19 @@ class SimulatedTimeExhaustedError(BaseException):
 
 
 @dataclass
-class Clock:
-    """Simulated wall clock; ``sleep`` advances it, then tells the ``on_sleep`` hooks."""
+class Clock(SimClock):
+    """The tests' simulated clock, bounded (a run past ``limit`` would hang), telling the
+    ``on_sleep`` hooks after each pause."""
 
-    now: float = 1_000_000.0
     limit: float = 12 * 3600.0  # simulated seconds a run may last at most
-    sleeps: list[float] = field(default_factory=list)
     on_sleep: list[Callable[[float], None]] = field(default_factory=list)
     started: float = field(init=False)
 
     def __post_init__(self) -> None:
         self.started = self.now
 
-    def __call__(self) -> float:
-        return self.now
-
     def sleep(self, seconds: float) -> None:
-        assert seconds >= 0, seconds
-        self.sleeps.append(seconds)
-        self.now += seconds
+        super().sleep(seconds)
         if self.now - self.started > self.limit:
             raise SimulatedTimeExhaustedError(f"still running after {self.now - self.started:.0f} s")
         for hook in list(self.on_sleep):

@@ -15,12 +15,13 @@ from typing import Any
 from botocore.awsrequest import AWSResponse
 
 import iot_job_cleanup_handler as handler
+from iot_job_cleanup.cfn import OFFLINE_ACCOUNT, OFFLINE_REGION
 from iot_job_cleanup.emulator import DeletionLifecycle, set_stack_status
 from iot_job_cleanup.provider import EntryPoint, run_request
 from iot_job_cleanup_handler import Timing
 
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
+ACCOUNT = OFFLINE_ACCOUNT
+REGION = OFFLINE_REGION
 THING_ARN = f"arn:aws:iot:{REGION}:{ACCOUNT}:thing/sensor-1"
 STACK_ID = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/OtaFleet/6f1e2a40-cbf4-11f0-9a3e-0a1b2c3d4e5f"
 

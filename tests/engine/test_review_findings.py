@@ -7,6 +7,10 @@ import io
 import pytest
 
 from faults import (
+    LONG_WINDOW,
+    OUR_TAGS,
+    OURS,
+    PATHS,
     Chosen,
     Race,
     World,
@@ -16,6 +20,7 @@ from faults import (
     denied,
     fail,
     i4_violations,
+    named,
     outside_deletion,
     race,
     recreated,
@@ -25,18 +30,6 @@ from faults import (
     run_lambda,
     throttled,
 )
-from iot_job_cleanup_handler import Timing
-
-PATHS = ["lambda", "cli"]
-LONG_WINDOW = Timing(
-    query_interval=10, total_timeout=3600, poll_interval=3, poll_window=600, report_margin=30
-)
-OURS = {"fleet": "demo"}
-OUR_TAGS = (("fleet", "demo"),)
-
-
-def named(count: int, prefix: str = "ota") -> tuple[str, ...]:
-    return tuple(f"{prefix}-{index:03d}" for index in range(count))
 
 
 def recreated_and_deleted_by_another(job_id: str, seconds: float = 45.0, **job) -> Race:

@@ -14,6 +14,10 @@ import re
 import pytest
 
 from faults import (
+    LONG_WINDOW,
+    OUR_TAGS,
+    OURS,
+    PATHS,
     SCP_HINT,
     STACK_ID,
     Chosen,
@@ -32,6 +36,7 @@ from faults import (
     i4_violations,
     invalid_request,
     lose,
+    named,
     outside_deletion,
     race,
     recreated,
@@ -44,19 +49,6 @@ from faults import (
     unavailable,
 )
 from iot_job_cleanup.emulator import StackRecord
-from iot_job_cleanup_handler import Timing
-
-PATHS = ["lambda", "cli"]
-LONG_WINDOW = Timing(
-    query_interval=10, total_timeout=3600, poll_interval=3, poll_window=600, report_margin=30
-)
-OURS = {"fleet": "demo"}
-OUR_TAGS = (("fleet", "demo"),)
-
-
-def named(count: int, prefix: str = "ota") -> tuple[str, ...]:
-    return tuple(f"{prefix}-{index:03d}" for index in range(count))
-
 
 # ------------------------------------------------------------------------- I1: nothing unselected is touched
 
