@@ -45,9 +45,9 @@ class Endpoint:
         return job_id
 
     def existing(self) -> set[str]:
-        with self.lifecycle._lock:
+        with self.lifecycle.locked():
             self.lifecycle.settle()
-            return set(self.lifecycle.backend.jobs)
+            return set(self.lifecycle.job_ids())
 
     def run(
         self,
@@ -482,7 +482,7 @@ def test_ctrl_c_after_a_cancel_names_the_job_cancelled_and_not_deleted(endpoint:
     assert "1 deletion(s) under way go on in IoT by themselves: ota-done." in output
     assert "1 job(s) this run cancelled are not deleted: ota-live. Run the same command again" in output
     assert "no further action needed" not in output
-    assert endpoint.lifecycle.backend.jobs["ota-live"].status == "CANCELED"
+    assert endpoint.lifecycle.snapshot_of("ota-live").status == "CANCELED"
 
 
 def test_ctrl_c_right_after_the_cancel_of_a_named_job_names_both_jobs(endpoint: Endpoint) -> None:
@@ -503,7 +503,7 @@ def test_ctrl_c_right_after_the_cancel_of_a_named_job_names_both_jobs(endpoint: 
     report = output.split("Interrupted: ")[1]
     assert "no further action needed" not in report
     assert "ota-live" in report and "ota-done" in report
-    assert endpoint.lifecycle.backend.jobs["ota-live"].status == "CANCELED"
+    assert endpoint.lifecycle.snapshot_of("ota-live").status == "CANCELED"
     assert endpoint.existing() == {"ota-live", "ota-done"}
 
 
