@@ -13,6 +13,8 @@ The Lambda entry points for the CDK Provider framework are ``on_event`` and
 - ``guard``: the trust rules I1-I4, the one place that looks at a job, judges it and acts on it;
 - ``ledger``: each job's place in the cleanup, changed only by named transitions;
 - ``scheduling``: deleting through the 10 shared slots, with backoff, force and drain;
+- ``backoff``: exponential backoff with equal jitter, its randomness injected;
+- ``report``: a cleanup's progress snapshot, the jobs really left, the timeout message;
 - ``entry``: the Provider framework's entry points and their messages.
 
 It imports only the standard library, boto3 and botocore.
@@ -21,11 +23,11 @@ It imports only the standard library, boto3 and botocore.
 from __future__ import annotations
 
 from .aws import CLIENT_CONFIG, RUNNING_STATUSES, IotJobs
+from .backoff import Backoff
 from .contract import CleanupRequest, Selection
 from .discovery import Discovery, forget_cached_facts
 from .entry import (
     DEADLINE_KEY,
-    MAX_MESSAGE_BYTES,
     ORDER_KEY,
     STARTED_KEY,
     TEARDOWN_KEY,
@@ -34,7 +36,6 @@ from .entry import (
     handle_on_event,
     is_complete,
     on_event,
-    timeout_message,
 )
 from .errors import (
     CleanupError,
@@ -45,14 +46,8 @@ from .errors import (
     RefusedError,
     TransientError,
 )
-from .scheduling import (
-    DELETION_SLOTS,
-    Backoff,
-    CleanupProgress,
-    JobCleanup,
-    devices_busy,
-    execution_count,
-)
+from .report import MAX_MESSAGE_BYTES, CleanupProgress, timeout_message
+from .scheduling import DELETION_SLOTS, JobCleanup, devices_busy, execution_count
 from .stack import TEARDOWN_STATUSES, is_teardown, stack_status
 
 __all__ = [

@@ -25,14 +25,15 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .aws import CLIENT_CONFIG, IotJobs, error_code, error_message
+from .backoff import Backoff
 from .contract import CleanupRequest
-from .errors import CleanupError, CleanupTimeoutError, InvalidPropertiesError, TransientError, counted, shown
-from .scheduling import Backoff, JobCleanup
+from .errors import CleanupError, CleanupTimeoutError, InvalidPropertiesError, TransientError, shown
+from .report import timeout_message
+from .scheduling import JobCleanup
 from .stack import is_teardown, stack_status
 
 __all__ = [
     "DEADLINE_KEY",
-    "MAX_MESSAGE_BYTES",
     "ORDER_KEY",
     "STARTED_KEY",
     "TEARDOWN_KEY",
@@ -51,9 +52,6 @@ STARTED_KEY = "IotJobCleanupStartedAt"
 ORDER_KEY = "IotJobCleanupOrder"  # positions in JobIds: small whatever the ids' length
 DRAINED_KEY = "IotJobCleanupDrained"  # how many at the end of the order were cancelled to drain
 TEARDOWN_KEY = "IotJobCleanupTeardown"  # "true" or "false" once the stack status is known
-# CloudFormation takes at most 4096 bytes of response body, and the Provider framework's
-# Reason is our message plus a "Logs:" line and a JavaScript stack: keep ours well inside.
-MAX_MESSAGE_BYTES = 1500
 STACK_STATUS_ATTEMPTS = 4  # in on_event; is_complete asks again if they all fail
 # A Lambda timeout is a failed resource (the Provider reports it as FAILED): every loop
 # stops this many seconds before the invocation's own timeout.
@@ -395,39 +393,6 @@ def handle_is_complete(
     if last_chance and clock() >= give_up_at - timing.poll_interval:
         raise CleanupTimeoutError(timeout_message(cleanup, clock() - started_at))
     return {"IsComplete": False}
-
-
-def timeout_message(cleanup: JobCleanup, elapsed: float) -> str:
-    """How many selected jobs are really left (looked at again), which, and what to do,
-    named while the message stays within its budget."""
-    left, unchecked, described = cleanup.jobs_left()
-    named = len(cleanup.request.job_ids)
-    tail = ". Deletions under way go on in IoT; run cdk destroy again to wait for them and delete the rest."
-    if left == 0 and cleanup.knows_no_job():
-        head = (
-            f"Timed out after {elapsed:.0f} s: IoT did not answer in time "
-            f"({counted(cleanup.iot.throttled, 'throttled answer')}), so the jobs left could not be counted"
-            + (f"; up to {counted(named, 'named job')} may be left" if named else "")
-            + ("; the filters' jobs were not examined" if cleanup.request.selection.has_filters else "")
-        )
-        return head + tail
-    if named and not cleanup.request.selection.has_filters:
-        head = f"Timed out after {elapsed:.0f} s with {left} of {counted(named, 'job')} not deleted"
-    else:
-        head = f"Timed out after {elapsed:.0f} s with {counted(left, 'job')} not deleted"
-    if unchecked:
-        head += f" and {counted(unchecked, 'job')} not looked at again in time"
-    if cleanup.discovery_unfinished():
-        head += ", and more jobs the filters may select not examined yet"
-    head += ": " if described else ""
-    budget = MAX_MESSAGE_BYTES - len((head + tail).encode()) - len(b", and 99999 more")
-    shown_items: list[str] = []
-    for item in described:
-        if len(", ".join([*shown_items, item]).encode()) > budget:
-            break
-        shown_items.append(item)
-    more = f", and {left - len(shown_items)} more" if left > len(shown_items) and shown_items else ""
-    return f"{head}{', '.join(shown_items)}{more}{tail}"
 
 
 # --------------------------------------------------------------------------- Lambda

@@ -21,15 +21,17 @@ import math
 import random as _random
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from . import report
 from .aws import DELETING, RUNNING_STATUSES, IotJobs
+from .backoff import Backoff
 from .contract import CleanupRequest
 from .discovery import Discovery, Found
 from .errors import CleanupError, TransientError
 from .guard import CANCEL_REASON_CODE, Decision, Guard, Look, devices_busy
 from .ledger import Ledger, Place
+from .report import CleanupProgress
 
 __all__ = [
     "CANCEL_REASON_CODE",
@@ -47,26 +49,6 @@ DELETION_SLOTS = 10  # IoT allows 10 jobs in DELETION_IN_PROGRESS per account an
 LOOKAHEAD = DELETION_SLOTS  # discovered jobs ready beyond the free slots, to refill at once
 FAST_POLL_INTERVAL = 0.5  # while one of our deletions is expected to finish
 DRAIN_CHECK_INTERVAL = 10.0  # how often draining jobs are looked at: their devices take minutes
-STATUSES_IN_REPORT = 20
-REPORT_SECONDS = 10.0  # how long the timeout report may spend looking at the jobs left
-
-
-@dataclass
-class Backoff:
-    """Exponential backoff with equal jitter: half the step fixed, half random."""
-
-    base: float = 2.0
-    cap: float = 30.0
-    random: Callable[[], float] = _random.random
-    attempts: int = 0
-
-    def next_delay(self) -> float:
-        step = min(self.cap, self.base * 2**self.attempts)
-        self.attempts += 1
-        return step / 2 + self.random() * step / 2
-
-    def reset(self) -> None:
-        self.attempts = 0
 
 
 def execution_count(job: Mapping[str, Any]) -> int:
@@ -75,28 +57,6 @@ def execution_count(job: Mapping[str, Any]) -> int:
     return sum(
         value for key, value in details.items() if key.startswith("numberOf") and isinstance(value, int)
     )
-
-
-@dataclass(frozen=True)
-class CleanupProgress:
-    """A snapshot of a cleanup, for a progress bar, a view or metrics: read, never re-derived."""
-
-    gone: int  # selected jobs seen gone in this run
-    deleting: int  # ours in DELETION_IN_PROGRESS
-    waiting: int  # selected, deletion not started
-    draining: int  # cancelled, devices busy
-    finishing: int  # left the deletion list, not yet seen gone
-    slots_in_use: int
-    slots_held_by_others: int
-    limit_exceeded: int  # LimitExceededException answers to our DeleteJob
-    throttled: int  # throttled answers to our calls
-    deletion_seconds: float | None  # how long our latest deletion took, at most
-    deleting_ids: tuple[str, ...]
-    not_started: tuple[str, ...]  # selected jobs whose deletion has not started, in line order
-    cancelled_not_deleted: tuple[str, ...]  # this run cancelled them; neither deleting nor gone
-    held_back: tuple[str, ...]  # selected, outside the jobs confirmed: never touched
-    not_ours: int  # found by the listings, judged outside the selection
-    discovery_finished: bool
 
 
 class JobCleanup:
@@ -443,14 +403,14 @@ class JobCleanup:
         if not draining or self.clock() < self.drains_checked_at + max(poll_interval, DRAIN_CHECK_INTERVAL):
             return
         self.drains_checked_at = self.clock()
-        for job_id in sorted(draining, key=lambda job: (self._drain_ends(job), job)):
+        for job_id in sorted(draining, key=lambda job: (self.drain_ends(job), job)):
             if self.clock() >= self.hard_stop:
                 return
             entry = self.ledger.get(job_id)
             assert entry is not None
             self._apply(self.guard.look(job_id, named=entry.named), named=entry.named)
 
-    def _drain_ends(self, job_id: str) -> float:
+    def drain_ends(self, job_id: str) -> float:
         entry = self.ledger.get(job_id)
         return entry.drain_ends if entry and entry.drain_ends is not None else self.clock()
 
@@ -600,80 +560,18 @@ class JobCleanup:
                     found.append((look, match.listing))
         return found
 
-    # -- reporting
+    # -- reporting (``report``)
 
     def progress(self) -> CleanupProgress:
-        ledger = self.ledger
-        ours = set(ledger.at(Place.DELETING))
-        in_use = self.deleting_anywhere | ours
-        return CleanupProgress(
-            gone=ledger.count(Place.GONE),
-            deleting=len(ours),
-            waiting=ledger.count(Place.WAITING),
-            draining=ledger.count(Place.DRAINING),
-            finishing=ledger.count(Place.FINISHING),
-            slots_in_use=len(in_use),
-            slots_held_by_others=len(in_use - ours - {e.job_id for e in ledger.entries()}),
-            limit_exceeded=self.limit_exceeded,
-            throttled=self.iot.throttled,
-            deletion_seconds=self.duration[1] if self.duration else None,
-            deleting_ids=tuple(sorted(ours)),
-            not_started=tuple(ledger.queue),
-            cancelled_not_deleted=tuple(
-                e.job_id
-                for e in ledger.entries()
-                if e.cancelled_by_us and e.place in (Place.DRAINING, Place.WAITING)
-            ),
-            held_back=tuple(ledger.at(Place.HELD_BACK)),
-            not_ours=ledger.count(Place.NOT_OURS),
-            discovery_finished=self.walk is None or self.walk.exhausted,
-        )
+        """A snapshot for a progress bar, a view or metrics."""
+        return report.progress_of(self)
 
     def remaining(self) -> Iterator[tuple[str, str]]:
         """(job id, what holds it) for every job the cleanup knows is not gone yet."""
-        for job_id in self.ledger.at(Place.DELETING):
-            yield job_id, DELETING
-        for job_id in sorted(self.ledger.at(Place.DRAINING), key=self._drain_ends):
-            ends = self._drain_ends(job_id)
-            yield job_id, f"cancelled, devices busy, drain ends in {max(0.0, ends - self.clock()):.0f} s"
-        for job_id in self.ledger.at(Place.FINISHING):
-            yield job_id, "deletion finishing"
-        for job_id in self.ledger.queue:
-            yield job_id, "waiting for a deletion slot"
+        return report.remaining(self)
 
-    def jobs_left(self, limit: int = STATUSES_IN_REPORT) -> tuple[int, int, list[str]]:
-        """The jobs really left, each looked at again: (how many, how many more could not be
-        looked at in time, 'id (status, what holds it)' for the first ``limit``). Named jobs
-        the frontier search took for gone are looked at too: someone may have deleted others
-        out of our order."""
-        unknown = [
-            (job_id, "not deleted by this cleanup yet")
-            for job_id in self.order
-            if self.ledger.place(job_id) is None
-        ]
-        left, unchecked = 0, 0
-        described: list[str] = []
-        look_until = min(self.hard_stop, self.clock() + REPORT_SECONDS)
-        for job_id, holding in [*self.remaining(), *unknown]:
-            if holding == DELETING and job_id in self.deleting_anywhere:
-                status: str | None = DELETING
-            elif self.clock() >= look_until:
-                unchecked += 1
-                continue
-            else:
-                try:
-                    status = self.iot.status(job_id)
-                except Exception:  # a report never fails on a look
-                    unchecked += 1
-                    continue
-            if status is None:  # gone after all: not left
-                continue
-            left += 1
-            if len(described) < limit:
-                described.append(
-                    f"{job_id} ({status})" if status == holding else f"{job_id} ({status}, {holding})"
-                )
-        return left, unchecked, described
+    def jobs_left(self, limit: int = report.STATUSES_IN_REPORT) -> tuple[int, int, list[str]]:
+        return report.jobs_left(self, limit)
 
     def knows_no_job(self) -> bool:
         """Nothing was learnt of any job (IoT never answered the first looks)."""
