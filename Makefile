@@ -50,8 +50,11 @@ test: lint
 bench: setup
 	PYTHONPATH=$(CURDIR)/constructs:$(CURDIR)/lambda:$(CURDIR) $(BIN)/python -m benchmarks.run
 
-wheel: setup
-	$(BIN)/python -m build --wheel --outdir dist .
+# Only the wheel: a small venv with `build` alone, not the dev set (no aws-cdk-lib, no Node).
+wheel:
+	$(PYTHON) -m venv .venv-build
+	.venv-build/bin/pip install --quiet --disable-pip-version-check build==1.6.1
+	.venv-build/bin/python -m build --wheel --outdir dist .
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out dist build
+	rm -rf $(VENV) .venv-build node_modules cdk.out dist build

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import iot_job_cleanup
+
 REPO = Path(__file__).resolve().parent.parent
 
 USER_APP = """
@@ -67,6 +69,12 @@ def test_a_wheel_installed_in_a_new_venv_synthesizes_a_stack_outside_the_repo(tm
     # The command line: installed, and its engine is the handler package the wheel carries.
     assert (package / "handler" / "iot_job_cleanup_handler" / "scheduling.py").is_file()
     assert "usage: iot-job-cleanup" in run(venv / "bin" / "iot-job-cleanup", "--help", cwd=user, env=env)
+    # One version: the wheel's name, --version and __version__ agree.
+    version = run(venv / "bin" / "iot-job-cleanup", "--version", cwd=user, env=env).strip()
+    assert version == f"iot-job-cleanup {iot_job_cleanup.__version__}"
+    assert wheel.name.startswith(f"iot_job_cleanup-{iot_job_cleanup.__version__}-")
+    dist_info = package.parent / f"iot_job_cleanup-{iot_job_cleanup.__version__}.dist-info"
+    assert {"LICENSE"} & {path.name for path in dist_info.rglob("LICENSE*")}, "the Apache-2.0 text is missing"
     without_boto3 = subprocess.run(
         [venv / "bin" / "iot-job-cleanup", "delete", "--job-id", "ota-1", "--dry-run"],
         cwd=user,

@@ -13,7 +13,9 @@ from .engine import HANDLER_MODULE, handler_directory
 if TYPE_CHECKING:
     from .synth import IotJobCleanup
 
-__all__ = ["HANDLER_MODULE", "IotJobCleanup", "handler_directory"]
+__all__ = ["HANDLER_MODULE", "IotJobCleanup", "__version__", "handler_directory"]
+
+__version__ = "0.3.0"  # the one source: pyproject.toml reads it, `iot-job-cleanup --version` prints it
 
 
 def __getattr__(name: str) -> Any:

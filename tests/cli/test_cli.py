@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,8 +25,10 @@ from botocore.exceptions import NoCredentialsError
 from moto.iot.models import iot_backends
 from moto.server import ThreadedMotoServer
 
+import iot_job_cleanup
 from iot_job_cleanup import cli
 from iot_job_cleanup.emulator import DeletionLifecycle, DeletionTime, emulated_iot
+from iot_job_cleanup.engine import load_engine
 from iot_job_cleanup.rehearse import free_port
 from support import ACCOUNT, REGION, SimClock, fail_calls
 
@@ -861,9 +864,44 @@ def test_no_region_is_a_usage_error_not_a_traceback(
 
     assert code == 2
     assert (
-        "You must specify a region. Pass --region/--profile, or set AWS_DEFAULT_REGION."
+        "You must specify a region. Pass --region, or set AWS_REGION (or give the profile a region)."
         in capsys.readouterr().err
     )
+
+
+@pytest.mark.parametrize(
+    ("given", "environment", "expected"),
+    [
+        (
+            ["--region", "eu-west-1"],
+            {"AWS_REGION": "ap-south-1", "AWS_DEFAULT_REGION": "us-east-1"},
+            "eu-west-1",
+        ),
+        ([], {"AWS_REGION": "ap-south-1", "AWS_DEFAULT_REGION": "us-east-1"}, "ap-south-1"),
+        ([], {"AWS_DEFAULT_REGION": "us-west-2"}, "us-west-2"),
+    ],
+)
+def test_the_region_comes_from_the_flag_then_aws_region_then_aws_default_region(
+    monkeypatch: pytest.MonkeyPatch, given: list[str], environment: dict[str, str], expected: str
+) -> None:
+    """As the help says, and as Lambda, the CDK CLI and most tools set it (AWS_REGION)."""
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    args = cli.arguments.build_parser().parse_args(["delete", "--job-id", "ota-1", *given])
+
+    clients = cli.clients.make_clients(load_engine(), args)
+
+    assert clients.iot.meta.region_name == expected
+
+
+def test_version_prints_the_packages_one_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--version"], out=io.StringIO(), stdin=io.StringIO(""))
+
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"iot-job-cleanup {iot_job_cleanup.__version__}"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", iot_job_cleanup.__version__)
 
 
 def test_resume_leaves_the_jobs_of_a_retained_cleanup(endpoint: Endpoint) -> None:

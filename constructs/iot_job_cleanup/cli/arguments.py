@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import re
 
+from .. import __version__
 from .errors import UsageError
 
 __all__ = ["DURATION", "build_parser", "parse_duration", "parse_tag"]
@@ -40,10 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 all selected jobs gone (or none matched, or a dry run), 1 jobs left, 2 usage, "
         "130 interrupted (Ctrl-C), 143 stopped by SIGTERM.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--dry-run", action="store_true", help="list what would be deleted; change nothing")
     common.add_argument("--yes", action="store_true", help="do not ask before deleting")
-    common.add_argument("--region", help="AWS region (default: the profile's or AWS_REGION)")
+    common.add_argument(
+        "--region", help="AWS region (default: AWS_REGION, then AWS_DEFAULT_REGION, then the profile's)"
+    )
     common.add_argument("--profile", help="AWS profile")
     common.add_argument(
         "--endpoint-url", help="IoT/CloudFormation endpoint (default: AWS_ENDPOINT_URL or AWS's)"

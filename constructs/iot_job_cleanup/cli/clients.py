@@ -1,13 +1,14 @@
 """The AWS clients the command uses, made with boto3 only when a command runs.
 
 ``Clients`` holds them (tests and the fault harness pass their own); ``make_clients`` makes
-them from ``--region``, ``--profile`` and ``--endpoint-url`` with the engine's retry and
+them from ``--region`` (or AWS_REGION), ``--profile`` and ``--endpoint-url`` with the engine's retry and
 timeout configuration; ``pages`` walks a listing's NextToken pages.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +33,7 @@ def make_clients(engine: Engine, args: argparse.Namespace) -> Clients:
     """The clients for ``args``' region, profile and endpoint."""
     import boto3  # only now: `--help` and usage errors need no AWS SDK
 
-    session = boto3.Session(profile_name=args.profile, region_name=args.region)
+    session = boto3.Session(profile_name=args.profile, region_name=region(args))
     extra = {"endpoint_url": args.endpoint_url} if args.endpoint_url else {}
 
     def client(service: str) -> Any:
@@ -48,6 +49,12 @@ def make_clients(engine: Engine, args: argparse.Namespace) -> Clients:
     return Clients(
         client("iot"), client("resourcegroupstaggingapi"), client("cloudformation"), client("stepfunctions")
     )
+
+
+def region(args: argparse.Namespace) -> str | None:
+    """--region, then AWS_REGION (what Lambda, the CDK CLI and most tools set), then boto3's
+    own order: AWS_DEFAULT_REGION, then the profile's region."""
+    return args.region or os.environ.get("AWS_REGION") or None
 
 
 def pages(client: Any, operation: str, key: str, **params: Any) -> Iterator[Any]:

@@ -93,8 +93,10 @@ def main(
         return code
     except configuration_errors() as exc:  # the local set-up, before any call reached AWS
         hint = (
-            "Pass --region/--profile, or set AWS_DEFAULT_REGION."
-            if isinstance(exc, (NoRegionError, NoCredentialsError))
+            "Pass --region, or set AWS_REGION (or give the profile a region)."
+            if isinstance(exc, NoRegionError)
+            else "Pass --profile, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (aws configure)."
+            if isinstance(exc, NoCredentialsError)
             else "Check --profile, --region and the AWS configuration (aws configure list)."
         )
         print(f"iot-job-cleanup: {one_line(exc)} {hint}", file=sys.stderr)
