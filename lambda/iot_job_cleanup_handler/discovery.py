@@ -237,17 +237,3 @@ class Discovery:
     def _young(self, summary: Mapping[str, Any]) -> bool:
         created = summary.get("createdAt")
         return created is None or created.timestamp() > self.clock() - TAG_INDEX_LAG_SECONDS
-
-    def matches(self, job: Mapping[str, Any]) -> bool:
-        """Whether one described job matches the filters (a deletion found in progress)."""
-        if not self.selection.id_may_match(job["jobId"]) or job["jobId"] in self.selection.job_ids:
-            return False
-        if self.selection.thing_groups and not self.selection.targets_a_group(job.get("targets") or []):
-            return False
-        if not self.in_namespace(job):
-            return False
-        return not self.selection.tags or self._carries_tags(job)
-
-    def in_namespace(self, job: Mapping[str, Any]) -> bool:
-        """A job in a namespace is selected only when the selection names that namespace."""
-        return (job.get("namespaceId") or None) == self.selection.namespace_id

@@ -52,37 +52,14 @@ from collections.abc import Mapping
 from moto.iot.models import FakeJob
 
 from .jobs import (
-    DELETING,
-    MAX_PAGE,
-    PUBLISHED_RATE_LIMIT,
     RUNNING_STATUSES,
-    TERMINAL_STATUSES,
-    DeletionTime,
-    IotApiError,
-    JobSnapshot,
     count_executions,
     executions_follow_counts,
-    move_executions,
 )
 from .operations import IotOperations
-from .state import OutsideDeletion, RateLimit
+from .state import OutsideDeletion
 
-__all__ = [
-    "DELETING",
-    "MAX_PAGE",
-    "PUBLISHED_RATE_LIMIT",
-    "RUNNING_STATUSES",
-    "TERMINAL_STATUSES",
-    "DeletionLifecycle",
-    "DeletionTime",
-    "IotApiError",
-    "JobSnapshot",
-    "OutsideDeletion",
-    "RateLimit",
-    "count_executions",
-    "executions_follow_counts",
-    "move_executions",
-]
+__all__ = ["DeletionLifecycle"]
 
 
 class DeletionLifecycle(IotOperations):
