@@ -9,7 +9,11 @@ Resource properties (CloudFormation hands every value over as a string):
   Force                "true" or "false": "true" also deletes jobs that are still running
   DrainSeconds         optional: cancel running jobs, then wait up to this long for their devices
   QueryIntervalSeconds optional: how often to check IoT while deletions are under way (default 2)
-  TotalTimeoutSeconds  optional: how long a Delete may take, at most 3600 (default 3600)
+  TotalTimeoutSeconds  optional: how long this resource's Delete may take, at most 3600 (default 3600)
+  Cleanup              optional: the construct's path below the stack (metrics' dimension, cancel marker)
+  Stage, Stages        optional: "k" and "n" of a cleanup longer than an hour, run as n resources (its
+                       stages) one after another; a stage k < n whose time runs out with jobs left
+                       succeeds and hands them on to stage k + 1 (default "1" of "1")
 
 The jobs selected are JobIds plus the jobs that match every filter given (JobTags AND
 ThingGroupNames AND JobIdPrefix). A job in a namespace matches only when NamespaceId names
@@ -35,12 +39,14 @@ from .rules import (
 
 __all__ = [
     "JOB_ID_PATTERN",
+    "MAX_STAGES",
     "MAX_TOTAL_TIMEOUT",
     "CleanupRequest",
     "Selection",
 ]
 
-MAX_TOTAL_TIMEOUT = 3600.0  # CloudFormation's limit for a custom resource
+MAX_TOTAL_TIMEOUT = 3600.0  # CloudFormation's limit for a custom resource: one stage's
+MAX_STAGES = 24  # the construct's cap: total_timeout at most 24 hours
 
 
 @dataclass(frozen=True)
@@ -146,6 +152,14 @@ class CleanupRequest:
     drain: float | None = None  # seconds; None: running jobs need force
     query_interval: float | None = None  # None: the handler's default
     total_timeout: float | None = None
+    cleanup_path: str | None = None  # the construct's path below the stack
+    stage: int = 1
+    stages: int = 1
+
+    @property
+    def hands_on(self) -> bool:
+        """A stage that is not the last: when its time runs out it hands what is left on."""
+        return self.stage < self.stages
 
     @property
     def job_ids(self) -> tuple[str, ...]:
@@ -180,6 +194,8 @@ class CleanupRequest:
             drain=_parse_seconds(properties, "DrainSeconds", 0, MAX_TOTAL_TIMEOUT),
             query_interval=_parse_seconds(properties, "QueryIntervalSeconds", 1, 300),
             total_timeout=_parse_seconds(properties, "TotalTimeoutSeconds", 60, MAX_TOTAL_TIMEOUT),
+            cleanup_path=_parse_path(properties.get("Cleanup")),
+            **_parse_stage(properties),
         )
 
 
@@ -243,6 +259,37 @@ def _parse_prefix(value: Any) -> str | None:
             "one would select every job the other filters match). Set a prefix, or leave JobIdPrefix out."
         )
     return value
+
+
+def _parse_path(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > 1024:
+        raise InvalidPropertiesError(
+            f"Cleanup is {shown(value)}: it must be the construct's path below the stack, a string of "
+            'at most 1024 characters, e.g. "Fleet/RuntimeCleanup". Fix it, or leave it out.'
+        )
+    return value
+
+
+def _parse_stage(properties: Mapping[str, Any]) -> dict[str, int]:
+    """Stage and Stages: both or neither; 1 <= Stage <= Stages <= MAX_STAGES."""
+    stage, stages = properties.get("Stage"), properties.get("Stages")
+    if stage in (None, "") and stages in (None, ""):
+        return {"stage": 1, "stages": 1}
+
+    def whole(value: Any) -> int | None:
+        text = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+        return int(text) if text.isdigit() else None
+
+    k, n = whole(stage), whole(stages)
+    if k is None or n is None or not 1 <= k <= n <= MAX_STAGES:
+        raise InvalidPropertiesError(
+            f"Stage is {shown(stage)} and Stages {shown(stages)}: they must be whole numbers with "
+            f"1 <= Stage <= Stages <= {MAX_STAGES}, as the IotJobCleanup construct sets them. "
+            "Deploy the stages through the construct."
+        )
+    return {"stage": k, "stages": n}
 
 
 def _parse_force(value: Any) -> bool:

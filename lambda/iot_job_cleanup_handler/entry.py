@@ -120,9 +120,10 @@ def _cancel_comment(event: Mapping[str, Any], request: CleanupRequest) -> str:
     )
 
 
-def _marker(event: Mapping[str, Any]) -> str:
-    """What this cleanup writes into the jobs it cancels, to know them again: its resource and stack."""
-    return f"{event.get('LogicalResourceId')}@{_stack_name(event)}"
+def _marker(event: Mapping[str, Any], request: CleanupRequest) -> str:
+    """What this cleanup writes into the jobs it cancels, to know them again: the construct
+    (every stage of a cleanup shares it; else the resource) and the stack."""
+    return f"{request.cleanup_path or event.get('LogicalResourceId')}@{_stack_name(event)}"
 
 
 def _checked_event(event: Any) -> Mapping[str, Any]:
@@ -234,7 +235,7 @@ def _cleanup(
         drained_tail=drained_tail,
         hard_stop=hard_stop,
         cancel_comment=_cancel_comment(event, request),
-        marker=_marker(event),
+        marker=_marker(event, request),
         drain_from=_started_at(event, clock()),
         recent_tags_decide=True,  # the construct's role may touch only jobs that carry the tags
     )
@@ -354,6 +355,8 @@ def handle_is_complete(
                 return {"IsComplete": True}
         except TransientError as exc:
             if now >= give_up_at - timing.poll_interval:
+                if request.hands_on:
+                    return _hand_over(event, request, None, now - started_at)
                 raise CleanupTimeoutError(
                     f"Timed out after {now - started_at:.0f} s: CloudFormation did not tell the stack's "
                     f"status ({exc}), so no job was deleted. Run cdk destroy again."
@@ -391,8 +394,34 @@ def handle_is_complete(
         )
         return {"IsComplete": True}
     if last_chance and clock() >= give_up_at - timing.poll_interval:
-        raise CleanupTimeoutError(timeout_message(cleanup, clock() - started_at))
+        if request.hands_on:
+            return _hand_over(event, request, cleanup, clock() - started_at)
+        raise CleanupTimeoutError(timeout_message(cleanup, clock() - started_at, _stack_name(event)))
     return {"IsComplete": False}
+
+
+def _hand_over(
+    event: Mapping[str, Any], request: CleanupRequest, cleanup: JobCleanup | None, elapsed: float
+) -> dict[str, Any]:
+    """A stage that is not the last, out of time with jobs left: it succeeds, and the next
+    stage (CloudFormation deletes it next) carries on; the deletions under way go on in IoT
+    and are the next stage's. Not success: the cleanup's result is its last stage's."""
+    progress = cleanup.progress() if cleanup is not None else None
+    logger.warning(
+        "stage %d of %d hands over after %.0f s: the next stage carries on",
+        request.stage,
+        request.stages,
+        elapsed,
+        extra={
+            "logicalResourceId": event.get("LogicalResourceId"),
+            "stage": request.stage,
+            "stages": request.stages,
+            "jobsLeft": progress.left if progress is not None else None,
+            "jobsDeleting": progress.deleting if progress is not None else None,
+            "handedOver": True,
+        },
+    )
+    return {"IsComplete": True}
 
 
 # --------------------------------------------------------------------------- Lambda

@@ -46,6 +46,12 @@ class CleanupProgress:
     not_ours: int  # found by the listings, judged outside the selection
     discovery_finished: bool
 
+    @property
+    def left(self) -> int:
+        """Selected jobs not gone, as far as the cleanup knows (more may be found while
+        ``discovery_finished`` is False)."""
+        return self.deleting + self.waiting + self.draining + self.finishing + len(self.held_back)
+
 
 def progress_of(cleanup: JobCleanup) -> CleanupProgress:
     ledger = cleanup.ledger
@@ -126,28 +132,51 @@ def jobs_left(cleanup: JobCleanup, limit: int = STATUSES_IN_REPORT) -> tuple[int
     return left, unchecked, described
 
 
-def timeout_message(cleanup: JobCleanup, elapsed: float) -> str:
-    """How many selected jobs are really left (looked at again), which, and what to do,
-    named while the message stays within its budget."""
+def _timed_out(cleanup: JobCleanup, elapsed: float) -> str:
+    """'Timed out after 3570 s', or for the last of several stages how long the whole ran."""
+    request = cleanup.request
+    if request.stages == 1:
+        return f"Timed out after {elapsed:.0f} s"
+    before = (request.stages - 1) * 3600.0  # every earlier stage ran its hour and handed on
+    return (
+        f"Stage {request.stage} of {request.stages}, the last, timed out after {elapsed:.0f} s "
+        f"(about {(before + elapsed) / 3600:.1f} h with the stages before it)"
+    )
+
+
+def _what_finishes_it(stack_name: str | None) -> str:
+    resume = f"iot-job-cleanup resume --stack {stack_name}" if stack_name else "iot-job-cleanup resume"
+    return (
+        f". Deletions under way go on in IoT; run cdk destroy again, or {resume} (no time limit), "
+        "to wait for them and delete the rest."
+    )
+
+
+def timeout_message(cleanup: JobCleanup, elapsed: float, stack_name: str | None = None) -> str:
+    """How many selected jobs are really left (looked at again), which, how long it ran, and
+    what finishes the rest, named while the message stays within its budget."""
     left, unchecked, described = jobs_left(cleanup)
     named = len(cleanup.request.job_ids)
-    tail = ". Deletions under way go on in IoT; run cdk destroy again to wait for them and delete the rest."
+    tail = _what_finishes_it(stack_name)
+    timed_out = _timed_out(cleanup, elapsed)
     if left == 0 and cleanup.knows_no_job():
         head = (
-            f"Timed out after {elapsed:.0f} s: IoT did not answer in time "
+            f"{timed_out}: IoT did not answer in time "
             f"({counted(cleanup.iot.throttled, 'throttled answer')}), so the jobs left could not be counted"
             + (f"; up to {counted(named, 'named job')} may be left" if named else "")
             + ("; the filters' jobs were not examined" if cleanup.request.selection.has_filters else "")
         )
         return head + tail
+    count = left + unchecked  # a job not looked at again is not known to be gone
+    at_least = "at least " if cleanup.discovery_unfinished() else ""
     if named and not cleanup.request.selection.has_filters:
-        head = f"Timed out after {elapsed:.0f} s with {left} of {counted(named, 'job')} not deleted"
+        head = f"{timed_out} with {count} of {counted(named, 'job')} not deleted"
     else:
-        head = f"Timed out after {elapsed:.0f} s with {counted(left, 'job')} not deleted"
+        head = f"{timed_out} with {at_least}{counted(count, 'selected job')} not deleted"
     if unchecked:
-        head += f" and {counted(unchecked, 'job')} not looked at again in time"
-    if cleanup.discovery_unfinished():
-        head += ", and more jobs the filters may select not examined yet"
+        head += f" ({unchecked} of them not looked at again in time)"
+    if at_least:
+        head += " (the filters' listing was not finished: there may be more)"
     head += ": " if described else ""
     budget = MAX_MESSAGE_BYTES - len((head + tail).encode()) - len(b", and 99999 more")
     shown_items: list[str] = []
@@ -155,5 +184,5 @@ def timeout_message(cleanup: JobCleanup, elapsed: float) -> str:
         if len(", ".join([*shown_items, item]).encode()) > budget:
             break
         shown_items.append(item)
-    more = f", and {left - len(shown_items)} more" if left > len(shown_items) and shown_items else ""
+    more = f", and {count - len(shown_items)} more" if count > len(shown_items) and shown_items else ""
     return f"{head}{', '.join(shown_items)}{more}{tail}"

@@ -636,8 +636,9 @@ def test_tokens_are_accepted_unchecked() -> None:
             r"namespace_id is 'green grass': it must be letters",
         ),
         (
-            {"job_ids": ["a"], "total_timeout": cdk.Duration.minutes(61)},
-            r"total_timeout is 3660 s: it may be at most 3600 s",
+            {"job_ids": ["a"], "total_timeout": cdk.Duration.hours(25)},
+            r"total_timeout is 90000 s: it may be at most 86400 s \(24 hours: a cleanup longer than an "
+            r"hour runs as one resource per hour, its stages",
         ),
         (
             {"job_ids": ["a"], "total_timeout": cdk.Duration.seconds(30)},
@@ -705,7 +706,8 @@ def test_tokens_are_accepted_unchecked() -> None:
         (
             {"job_ids": ["a"], "drain": cdk.Duration.minutes(60)},
             r"drain is 3600 s: drain time counts inside total_timeout \(3600 s\).*at most 3540 s\. "
-            r"Shorten drain to Duration.seconds\(3540\) or less \(total_timeout is at most 1 hour\)",
+            r"Shorten drain to Duration.seconds\(3540\) or less, or raise total_timeout to "
+            r"Duration.seconds\(3660\) \(at most 24 hours\)",
         ),
         (
             {"job_ids": ["a"], "drain": cdk.Duration.minutes(5), "total_timeout": cdk.Duration.minutes(5)},

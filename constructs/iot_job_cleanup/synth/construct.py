@@ -3,17 +3,23 @@
 Its constructor is a short sequence of steps: check every option (``Settings``) and that the
 cleanup's permissions fit the stack's handler role (``CleanupProvider.check_room``), before
 the construct joins the tree; join it; find or create the stack's shared provider; keep the
-options' public attributes; add the custom resource; count its permissions in.
+options' public attributes; add the custom resource, one per hour of ``total_timeout`` (its
+stages, chained so that CloudFormation deletes them one after another); count its permissions
+in. The metrics the handler writes (``metrics``) have their ``aws_cloudwatch.Metric`` here.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping, Sequence
+from itertools import pairwise
+from typing import Any
 
 from aws_cdk import CustomResource, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_iot as iot
+from aws_cdk import aws_logs as logs
 
 from constructs import Construct
 
@@ -24,7 +30,9 @@ from .options import Settings
 from .policies import Permissions
 from .provider import CleanupProvider
 
-__all__ = ["IotJobCleanup"]
+__all__ = ["METRICS_NAMESPACE", "IotJobCleanup"]
+
+METRICS_NAMESPACE = "IotJobCleanup"  # the handler's EMF records: dimensions StackName and Cleanup
 
 
 class _InitSignature:
@@ -57,6 +65,13 @@ class IotJobCleanup(Construct):
 
     Every IotJobCleanup of a stack shares one provider, whatever its options, so changing
     an option never changes a deployed resource's ServiceToken.
+
+    Attributes: ``resource`` (the first stage), ``stages`` (one custom resource per hour of
+    ``total_timeout``), ``log_group`` (the handler's logs, with its metrics), and
+    ``metric_jobs_left``, ``metric_jobs_deleting``, ``metric_jobs_deleted`` (``metric`` for
+    the others: ``SlotsHeldByOthers``, ``Throttled``, ``HandOvers``), the metrics the handler
+    writes while a stage runs, in namespace ``IotJobCleanup`` with dimensions ``StackName``
+    and ``Cleanup`` (the construct's path below its stack).
     """
 
     __signature__ = _InitSignature()
@@ -111,8 +126,12 @@ class IotJobCleanup(Construct):
         :param namespace_id: the customer-managed job namespace the jobs were created in.
         :param query_interval: how often the handler checks IoT while deletions are under
             way (1 s to 5 min, at most ``total_timeout``; default 2 s).
-        :param total_timeout: how long the cleanup may take (1 min to 1 hour, whole
-            seconds; default 1 hour); also the resource's ServiceTimeout.
+        :param total_timeout: how long the cleanup may take (1 min to 24 hours, whole
+            seconds; default 1 hour). A custom resource may take an hour at most, so a longer
+            cleanup is one resource per hour, its ``stages`` (``Resource``, ``Stage2``...),
+            which CloudFormation deletes one after another; a stage whose hour runs out hands
+            what is left on to the next, and only the last one fails. Each stage's
+            ServiceTimeout is its part of total_timeout.
         :param removal_policy: ``RETAIN`` leaves the jobs alone when the stack is destroyed.
         :raises ValueError: a setting breaks a rule (of its type or range; ids and names made
             with ``Fn.join`` of literals are judged as the literal), or the stack's cleanups
@@ -138,7 +157,9 @@ class IotJobCleanup(Construct):
         super().__init__(scope, construct_id)
         provider = CleanupProvider.of(stack)
         self._keep_options(stack, job_ids, settings)
-        self.resource = self._add_resource(provider, settings)
+        self.log_group: logs.ILogGroup = provider.log_group
+        self.stages: list[CustomResource] = self._add_stages(provider, settings)
+        self.resource = self.stages[0]
         provider.add(self, permissions)
 
     def _keep_options(self, stack: Stack, job_ids: Sequence[str] | None, settings: Settings) -> None:
@@ -150,21 +171,66 @@ class IotJobCleanup(Construct):
         self.thing_group_names: list[str] = list(selection.thing_group_names)
         self.job_id_prefix: str | None = selection.prefix
 
-    def _add_resource(self, provider: CleanupProvider, settings: Settings) -> CustomResource:
-        resource = CustomResource(
-            self,
-            "Resource",
-            service_token=provider.service_token,
-            resource_type=RESOURCE_TYPE,
-            properties=settings.properties(),
-            removal_policy=settings.removal_policy,
-            service_timeout=settings.total_timeout,
-        )
+    @property
+    def cleanup_path(self) -> str:
+        """The construct's path below its stack: the ``Cleanup`` dimension of its metrics."""
+        stack_path = Stack.of(self).node.path
+        return self.node.path[len(stack_path) + 1 :] if stack_path else self.node.path
+
+    def _add_stages(self, provider: CleanupProvider, settings: Settings) -> list[CustomResource]:
+        """One custom resource per hour: ``Resource`` (the first to run, as ever) and
+        ``Stage2``... Each depends on the next, so CloudFormation deletes them in order, one
+        at a time; each hands what is left on to the next when its hour runs out."""
+        timeouts = settings.stage_timeouts()
+        stages = [
+            CustomResource(
+                self,
+                "Resource" if number == 1 else f"Stage{number}",
+                service_token=provider.service_token,
+                resource_type=RESOURCE_TYPE,
+                properties=settings.properties(self.cleanup_path, number, len(timeouts)),
+                removal_policy=settings.removal_policy,
+                service_timeout=timeout,
+            )
+            for number, timeout in enumerate(timeouts, start=1)
+        ]
+        for stage, after_it in pairwise(stages):
+            stage.node.add_dependency(after_it)
         # On destroy, CloudFormation must not remove the permission before the Delete ran:
         # the role's construct holds its default policy and the job policies (a filtered
         # cleanup's own SelectionPolicy gets its dependency when it is laid out).
-        resource.node.add_dependency(provider.role)
-        return resource
+        for stage in stages:
+            stage.node.add_dependency(provider.role)
+        return stages
+
+    # -- metrics
+
+    def metric(self, metric_name: str, **props: Any) -> cloudwatch.Metric:
+        """The handler's metric ``metric_name`` for this cleanup (every stage writes it):
+        namespace ``IotJobCleanup``, dimensions ``StackName`` and ``Cleanup``. ``props`` are
+        ``aws_cloudwatch.Metric``'s (``period``, ``statistic``, ``label``...)."""
+        props.setdefault("period", Duration.minutes(1))
+        return cloudwatch.Metric(
+            namespace=METRICS_NAMESPACE,
+            metric_name=metric_name,
+            dimensions_map={"StackName": Stack.of(self).stack_name, "Cleanup": self.cleanup_path},
+            **props,
+        )
+
+    def metric_jobs_left(self, **props: Any) -> cloudwatch.Metric:
+        """Selected jobs not gone yet, as far as the cleanup knows (maximum a minute by default)."""
+        props.setdefault("statistic", "Maximum")
+        return self.metric("JobsLeft", **props)
+
+    def metric_jobs_deleting(self, **props: Any) -> cloudwatch.Metric:
+        """The cleanup's jobs in DELETION_IN_PROGRESS (maximum a minute by default)."""
+        props.setdefault("statistic", "Maximum")
+        return self.metric("JobsDeleting", **props)
+
+    def metric_jobs_deleted(self, **props: Any) -> cloudwatch.Metric:
+        """Jobs confirmed gone (sum a minute by default: deletions per minute)."""
+        props.setdefault("statistic", "Sum")
+        return self.metric("JobsDeleted", **props)
 
     def grant_create_jobs(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` create jobs that this cleanup will delete, and only those.

@@ -5,8 +5,9 @@ they become.
 anything) and either returns them checked or raises ``SettingError`` naming the value, the
 rule and the fix. Job ids and filters are judged by ``JobIdSources`` and ``Selection``;
 here the rest: force, the durations and how they bound each other, the namespace, the
-removal policy. ``Settings.properties`` is the resource's properties, every value a string
-as CloudFormation hands them to the handler.
+removal policy. ``Settings.stage_timeouts`` splits total_timeout into the cleanup's stages
+(an hour each at most, a custom resource's limit), and ``Settings.properties`` is one
+stage's properties, every value a string as CloudFormation hands them to the handler.
 """
 
 from __future__ import annotations
@@ -21,10 +22,14 @@ from .naming import NAMESPACE_ID_PATTERN, SettingError, kind
 from .selection import Selection
 from .statements import DRAIN_ACTIONS, JOB_ACTIONS, check_selection_policy_size
 
-__all__ = ["DEFAULT_QUERY_INTERVAL", "MAX_TOTAL_TIMEOUT", "Settings"]
+__all__ = ["DEFAULT_QUERY_INTERVAL", "MAX_TOTAL_TIMEOUT", "STAGE_TIMEOUT", "Settings"]
 
 DELETION_RESERVE = Duration.seconds(60)  # the part of total_timeout that drain may not use
-MAX_TOTAL_TIMEOUT = Duration.hours(1)  # the Provider's maximum and CloudFormation's limit
+STAGE_TIMEOUT = Duration.hours(1)  # a custom resource's limit (ServiceTimeout), the Provider's too
+# A day: 7,200 two-minute deletions through IoT's 10 slots. Each hour more is one more resource
+# in the stack (of CloudFormation's 500) and one more discovery; a fleet that needs longer is
+# better cleaned before the destroy, with `iot-job-cleanup delete`, which has no time limit.
+MAX_TOTAL_TIMEOUT = Duration.hours(24)
 MIN_TOTAL_TIMEOUT = Duration.minutes(1)
 DEFAULT_QUERY_INTERVAL = Duration.seconds(2)  # how often the handler checks IoT while it waits
 MAX_QUERY_INTERVAL = Duration.seconds(300)
@@ -91,9 +96,7 @@ class Settings:
             if query_interval is None
             else _check_duration("query_interval", query_interval)
         )
-        total = (
-            MAX_TOTAL_TIMEOUT if total_timeout is None else _check_duration("total_timeout", total_timeout)
-        )
+        total = STAGE_TIMEOUT if total_timeout is None else _check_duration("total_timeout", total_timeout)
         drained = None if drain is None else _check_duration("drain", drain)
         namespace = _check_namespace_id(namespace_id, literal)
         _check_timing(interval, total)
@@ -113,8 +116,15 @@ class Settings:
             check_selection_policy_size(selection, settings.actions)
         return settings
 
-    def properties(self) -> dict[str, object]:
-        """The custom resource's properties (the handler's contract reads them)."""
+    def stage_timeouts(self) -> list[Duration]:
+        """Each stage's ServiceTimeout: an hour each, the last what remains of total_timeout."""
+        total, stage = int(_seconds(self.total_timeout)), int(STAGE_TIMEOUT.to_seconds())
+        full, rest = divmod(total, stage)
+        seconds = [stage] * full + ([rest] if rest else [])
+        return [Duration.seconds(value) for value in seconds]
+
+    def properties(self, cleanup_path: str, stage: int = 1, stages: int = 1) -> dict[str, object]:
+        """Stage ``stage`` of ``stages``' properties (the handler's contract reads them)."""
         sources, selection = self.sources, self.selection
         properties: dict[str, object] = {}
         if sources is not None:
@@ -129,9 +139,13 @@ class Settings:
         if self.drain is not None:
             properties["DrainSeconds"] = _seconds_text(self.drain)
         properties["QueryIntervalSeconds"] = _seconds_text(self.query_interval)
-        properties["TotalTimeoutSeconds"] = _seconds_text(self.total_timeout)
+        properties["TotalTimeoutSeconds"] = _seconds_text(self.stage_timeouts()[stage - 1])
         if self.namespace_id:
             properties["NamespaceId"] = self.namespace_id
+        properties["Cleanup"] = cleanup_path
+        if stages > 1:
+            properties["Stage"] = str(stage)
+            properties["Stages"] = str(stages)
         return properties
 
 
@@ -171,9 +185,9 @@ def _check_drain(drain: Duration | None, total_timeout: Duration) -> None:
             f"last 60 s are left for the deletions, so drain may be at most {limit:g} s. Shorten "
             f"drain to Duration.seconds({limit:g}) or less"
             + (
-                f", or raise total_timeout to Duration.seconds({seconds + 60:g}) (at most 1 hour)."
+                f", or raise total_timeout to Duration.seconds({seconds + 60:g}) (at most 24 hours)."
                 if seconds + 60 <= MAX_TOTAL_TIMEOUT.to_seconds()
-                else " (total_timeout is at most 1 hour)."
+                else " (total_timeout is at most 24 hours)."
             )
         )
 
@@ -199,9 +213,10 @@ def _check_timing(query_interval: Duration, total_timeout: Duration) -> None:
     interval, total = _seconds(query_interval), _seconds(total_timeout)
     if total > MAX_TOTAL_TIMEOUT.to_seconds():
         raise SettingError(
-            f"total_timeout is {total:g} s: it may be at most 3600 s (1 hour, the Provider's and "
-            "CloudFormation's limit). Use Duration.hours(1) or less; a cleanup that needs longer "
-            "resumes when you run cdk destroy again."
+            f"total_timeout is {total:g} s: it may be at most 86400 s (24 hours: a cleanup longer "
+            "than an hour runs as one resource per hour, its stages, one after another). Use "
+            "Duration.hours(24) or less; for a fleet that needs longer, delete its jobs before the "
+            "destroy with iot-job-cleanup delete, which has no time limit."
         )
     if total < MIN_TOTAL_TIMEOUT.to_seconds():
         raise SettingError(

@@ -23,7 +23,7 @@ from constructs import Construct, IConstruct
 from ..engine import HANDLER_MODULE, handler_directory
 from .nag import acknowledge_framework_findings
 from .naming import SettingError
-from .options import DEFAULT_QUERY_INTERVAL, MAX_TOTAL_TIMEOUT
+from .options import DEFAULT_QUERY_INTERVAL, STAGE_TIMEOUT
 from .policies import MAX_MANAGED_POLICIES, Permissions, layout, too_many_policies
 from .statements import SelectionPolicy
 
@@ -35,7 +35,7 @@ __all__ = ["PROVIDER_ID", "CleanupProvider"]
 POLL_WINDOW = Duration.seconds(300)
 PROVIDER_ID = "IotJobCleanupProvider"
 WAITER_INTERVAL = Duration.seconds(10)
-WAITER_TIMEOUT = MAX_TOTAL_TIMEOUT
+WAITER_TIMEOUT = STAGE_TIMEOUT  # each stage's waiter: an hour at most
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 
 
@@ -84,6 +84,7 @@ class CleanupProvider(Construct):
         super().__init__(scope, construct_id)
         query_interval, total_timeout = WAITER_INTERVAL, WAITER_TIMEOUT
         log_group = logs.LogGroup(self, "Logs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY)
+        self.log_group = log_group  # the handler's logs, and its metrics (EMF lines)
         self.role = iam.Role(
             self,
             "HandlerRole",
@@ -221,7 +222,8 @@ class CleanupProvider(Construct):
                         permissions.actions,
                         self.role,
                     )
-                    permissions.cleanup.resource.node.add_dependency(policy)
+                    for stage in permissions.cleanup.stages:
+                        stage.node.add_dependency(policy)
 
 
 def _check_fits(everyone: list[Permissions]) -> None:

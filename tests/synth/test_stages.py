@@ -1,0 +1,156 @@
+"""A cleanup longer than an hour is one custom resource per hour, its stages: laid out so that
+CloudFormation deletes them one after another, first the resource that was always there, all
+through the stack's one provider, with the job creator gone before and the IAM after them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk.assertions import Template
+
+from iot_job_cleanup import IotJobCleanup
+
+RESOURCE = "Custom::IotJobCleanup"
+
+
+def stack_with(**props: Any) -> tuple[cdk.Stack, IotJobCleanup]:
+    stack = cdk.Stack(cdk.App(), "Stack")
+    return stack, IotJobCleanup(stack, "OtaCleanup", **props)
+
+
+def resources(template: Template) -> dict[str, dict[str, Any]]:
+    return template.to_json()["Resources"]
+
+
+def stage_ids(stack: cdk.Stack, cleanup: IotJobCleanup) -> list[str]:
+    return [stack.resolve(stage.node.default_child.logical_id) for stage in cleanup.stages]  # type: ignore[union-attr]
+
+
+def deletion_order(template: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """CloudFormation's deletion, wave by wave: a resource goes once nothing left depends on it."""
+    depends = {logical_id: set(body.get("DependsOn", [])) for logical_id, body in template.items()}
+    left, waves = set(depends), []
+    while left:
+        wave = sorted(r for r in left if not any(r in depends[other] for other in left if other != r))
+        assert wave, "a dependency cycle"
+        waves.append(wave)
+        left -= set(wave)
+    return waves
+
+
+def test_six_hours_are_six_stages_deleted_one_after_another_first_the_resource_of_old() -> None:
+    stack, cleanup = stack_with(job_ids=["ota-1"], total_timeout=cdk.Duration.hours(6))
+    template = resources(Template.from_stack(stack))
+    ids = stage_ids(stack, cleanup)
+
+    assert [stage.node.id for stage in cleanup.stages] == ["Resource", *(f"Stage{n}" for n in range(2, 7))]
+    assert cleanup.resource is cleanup.stages[0]
+    stage_waves = [[r for r in wave if r in ids] for wave in deletion_order(template)]
+    assert [wave for wave in stage_waves if wave] == [[stage_id] for stage_id in ids]  # never two at once
+    for number, stage_id in enumerate(ids, start=1):
+        body = template[stage_id]
+        assert body["Type"] == RESOURCE
+        assert body["Properties"]["Stage"] == str(number) and body["Properties"]["Stages"] == "6"
+        assert body["Properties"]["Cleanup"] == "OtaCleanup"
+        assert body["Properties"]["TotalTimeoutSeconds"] == "3600"
+        assert body["Properties"]["ServiceTimeout"] == "3600"
+    tokens = {str(template[stage_id]["Properties"]["ServiceToken"]) for stage_id in ids}
+    assert len(tokens) == 1  # the stack's one provider
+
+
+def test_a_total_that_is_not_whole_hours_gives_the_last_stage_the_rest() -> None:
+    stack, cleanup = stack_with(job_ids=["ota-1"], total_timeout=cdk.Duration.minutes(150))
+    template = resources(Template.from_stack(stack))
+
+    timeouts = [template[stage_id]["Properties"]["ServiceTimeout"] for stage_id in stage_ids(stack, cleanup)]
+    assert timeouts == ["3600", "3600", "1800"]
+
+
+def test_an_hour_or_less_is_the_one_resource_of_old_without_stage_properties() -> None:
+    stack, cleanup = stack_with(job_ids=["ota-1"], total_timeout=cdk.Duration.minutes(20))
+    template = resources(Template.from_stack(stack))
+
+    (stage_id,) = stage_ids(stack, cleanup)
+    assert (
+        "Stage" not in template[stage_id]["Properties"] and "Stages" not in template[stage_id]["Properties"]
+    )
+    assert template[stage_id]["Properties"]["ServiceTimeout"] == "1200"
+
+
+def test_going_from_one_hour_to_six_adds_stages_and_replaces_nothing() -> None:
+    before_stack, before = stack_with(job_ids=["ota-1"], tags={"fleet": "a"})
+    after_stack, after = stack_with(
+        job_ids=["ota-1"], tags={"fleet": "a"}, total_timeout=cdk.Duration.hours(6)
+    )
+    old, new = resources(Template.from_stack(before_stack)), resources(Template.from_stack(after_stack))
+    first = stage_ids(before_stack, before)[0]
+
+    assert stage_ids(after_stack, after)[0] == first  # the same logical id: no replacement
+    assert set(old) < set(new)
+    assert set(new) - set(old) == set(stage_ids(after_stack, after)[1:])
+    for logical_id, body in old.items():
+        if logical_id != first:
+            assert new[logical_id] == body, logical_id  # nothing else changes
+    changed = {
+        k for k in new[first]["Properties"] if new[first]["Properties"][k] != old[first]["Properties"].get(k)
+    }
+    assert changed == {"Stage", "Stages"}  # an Update, which touches no job
+
+
+def test_the_job_creator_goes_before_every_stage_and_the_iam_after_them() -> None:
+    stack, cleanup = stack_with(
+        tags={"fleet": "a"}, job_id_prefix="ota-", total_timeout=cdk.Duration.hours(3)
+    )
+    function = lambda_.Function(
+        stack,
+        "JobCreator",
+        runtime=lambda_.Runtime.PYTHON_3_14,
+        handler="index.handler",
+        code=lambda_.Code.from_inline("def handler(event, context): pass"),
+    )
+    cleanup.grant_create_jobs(function)
+    template = resources(Template.from_stack(stack))
+    waves = deletion_order(template)
+    wave_of = {logical_id: index for index, wave in enumerate(waves) for logical_id in wave}
+    ids = stage_ids(stack, cleanup)
+
+    creator = next(
+        r for r in template if r.startswith("JobCreator") and template[r]["Type"] == "AWS::Lambda::Function"
+    )
+    assert wave_of[creator] < min(wave_of[s] for s in ids)
+    iam = [r for r, body in template.items() if body["Type"].startswith("AWS::IAM::") and "HandlerRole" in r]
+    iam += [r for r in template if "SelectionPolicy" in r]
+    assert iam and all(wave_of[r] > max(wave_of[s] for s in ids) for r in iam), iam
+
+
+@pytest.mark.parametrize(
+    ("policy", "deletion"), [(cdk.RemovalPolicy.RETAIN, "Retain"), (cdk.RemovalPolicy.DESTROY, "Delete")]
+)
+def test_removal_policy_applies_to_every_stage(policy: cdk.RemovalPolicy, deletion: str) -> None:
+    stack, cleanup = stack_with(job_ids=["a"], total_timeout=cdk.Duration.hours(4), removal_policy=policy)
+    template = resources(Template.from_stack(stack))
+
+    assert [template[s]["DeletionPolicy"] for s in stage_ids(stack, cleanup)] == [deletion] * 4
+
+
+def test_the_metrics_name_the_handlers_namespace_and_dimensions_and_the_log_group_is_the_providers() -> None:
+    stack = cdk.Stack(cdk.App(), "Fleet")
+    inner = cdk.aws_s3.Bucket(stack, "Holder")  # a construct to nest the cleanup under
+    cleanup = IotJobCleanup(
+        inner, "RuntimeRolloutsCleanup", tags={"fleet": "a"}, total_timeout=cdk.Duration.hours(2)
+    )
+
+    for metric, name, statistic in [
+        (cleanup.metric_jobs_left(), "JobsLeft", "Maximum"),
+        (cleanup.metric_jobs_deleting(), "JobsDeleting", "Maximum"),
+        (cleanup.metric_jobs_deleted(), "JobsDeleted", "Sum"),
+    ]:
+        assert metric.namespace == "IotJobCleanup" and metric.metric_name == name
+        assert metric.dimensions == {"StackName": "Fleet", "Cleanup": "Holder/RuntimeRolloutsCleanup"}
+        assert metric.statistic == statistic
+        assert metric.period.to_seconds() == 60
+    assert cleanup.metric_jobs_left(period=cdk.Duration.minutes(5)).period.to_seconds() == 300
+    assert cleanup.log_group is stack.node.find_child("IotJobCleanupProvider").log_group
