@@ -15,6 +15,7 @@ The Lambda entry points for the CDK Provider framework are ``on_event`` and
 - ``scheduling``: deleting through the 10 shared slots, with backoff, force and drain;
 - ``backoff``: exponential backoff with equal jitter, its randomness injected;
 - ``report``: a cleanup's progress snapshot, the jobs really left, the timeout message;
+- ``metrics``: that snapshot as CloudWatch metrics (EMF lines on standard output);
 - ``entry``: the Provider framework's entry points and their messages.
 
 It imports only the standard library, boto3 and botocore.

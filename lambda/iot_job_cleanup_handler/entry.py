@@ -7,6 +7,10 @@ between invocations except what ``on_event`` hands to ``is_complete`` in the eve
 Provider merges ``on_event``'s result into it; ``is_complete`` cannot hand anything on):
 the start and give-up times, whether the stack is torn down, and the planned order of the
 named jobs as positions in JobIds. Everything else is recomputed from IoT each time.
+
+While a Delete runs, each invocation writes the cleanup's progress as CloudWatch metrics
+(``metrics``: an EMF line on standard output every minute and at its end), when
+``write_metrics`` is given: the Lambda entry points give standard output.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from .aws import CLIENT_CONFIG, IotJobs, error_code, error_message
 from .backoff import Backoff
 from .contract import CleanupRequest
 from .errors import CleanupError, CleanupTimeoutError, InvalidPropertiesError, TransientError, shown
+from .metrics import CleanupMetrics, write_stdout
 from .report import timeout_message
 from .scheduling import JobCleanup
 from .stack import is_teardown, stack_status
@@ -111,6 +116,25 @@ def _remaining_lambda_seconds(context: Any) -> float:
 def _stack_name(event: Mapping[str, Any]) -> str:
     stack_id = str(event.get("StackId", ""))
     return stack_id.split(":stack/", 1)[-1].split("/", 1)[0] or stack_id
+
+
+def _metrics(
+    event: Mapping[str, Any],
+    request: CleanupRequest,
+    write: Callable[[str], None] | None,
+    clock: Callable[[], float],
+) -> CleanupMetrics | None:
+    """This invocation's metrics recorder, or None when no one reads them."""
+    if write is None:
+        return None
+    return CleanupMetrics(
+        stack_name=_stack_name(event),
+        cleanup=request.cleanup_path or str(event.get("LogicalResourceId")),
+        clock=clock,
+        write=write,
+        stage=request.stage,
+        stages=request.stages,
+    )
 
 
 def _cancel_comment(event: Mapping[str, Any], request: CleanupRequest) -> str:
@@ -260,6 +284,7 @@ def handle_on_event(
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
     random: Callable[[], float] = _random.random,
+    write_metrics: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     request_type = event["RequestType"]
     request = CleanupRequest.from_properties(event.get("ResourceProperties", {}))
@@ -305,6 +330,9 @@ def handle_on_event(
         logger.info("cleanup started", extra={"jobs": len(request.job_ids), "started": started})
     except TransientError as exc:  # is_complete starts over, in list order
         logger.warning("transient IoT error; is_complete will retry", extra={"error": str(exc)})
+    metrics = _metrics(event, request, write_metrics, clock)
+    if metrics is not None:
+        metrics.record(cleanup.progress())
     return result
 
 
@@ -338,6 +366,7 @@ def handle_is_complete(
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
     random: Callable[[], float] = _random.random,
+    write_metrics: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     if event["RequestType"] != "Delete" or event.get(TEARDOWN_KEY) == "false":
         return {"IsComplete": True}
@@ -383,7 +412,15 @@ def handle_is_complete(
         planned=order is not None,
         drained_tail=int(event.get(DRAINED_KEY) or 0),
     )
-    if cleanup.run_until(window_end, timing.poll_interval):
+    metrics = _metrics(event, request, write_metrics, clock)
+    on_poll = metrics.on_poll if metrics is not None else None
+    finished = cleanup.run_until(window_end, timing.poll_interval, on_poll=on_poll)
+    handing_over = (
+        not finished and request.hands_on and last_chance and clock() >= give_up_at - timing.poll_interval
+    )
+    if metrics is not None:  # the invocation's last record, whatever comes next
+        metrics.record(cleanup.progress(), handed_over=handing_over)
+    if finished:
         logger.info(
             "every job is gone",
             extra={
@@ -393,9 +430,9 @@ def handle_is_complete(
             },
         )
         return {"IsComplete": True}
+    if handing_over:
+        return _hand_over(event, request, cleanup, clock() - started_at)
     if last_chance and clock() >= give_up_at - timing.poll_interval:
-        if request.hands_on:
-            return _hand_over(event, request, cleanup, clock() - started_at)
         raise CleanupTimeoutError(timeout_message(cleanup, clock() - started_at, _stack_name(event)))
     return {"IsComplete": False}
 
@@ -454,6 +491,7 @@ def _reported(
             tagging=_client("resourcegroupstaggingapi"),
             timing=Timing.from_environment(),
             remaining_lambda_seconds=_remaining_lambda_seconds(context),
+            write_metrics=write_stdout,
         )
     except CleanupError as exc:
         raise type(exc)(_where_the_logs_are(str(exc))) from exc

@@ -4,6 +4,7 @@ through the stack's one provider, with the job creator gone before and the IAM a
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import aws_cdk as cdk
@@ -12,6 +13,11 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Template
 
 from iot_job_cleanup import IotJobCleanup
+from iot_job_cleanup.provider import run_request
+from iot_job_cleanup_handler import Timing
+from support import Iot, SimClock, entry_points, event, job_ids
+
+TIMING = Timing(query_interval=10, total_timeout=3600, poll_interval=2, poll_window=300, report_margin=30)
 
 RESOURCE = "Custom::IotJobCleanup"
 
@@ -154,3 +160,35 @@ def test_the_metrics_name_the_handlers_namespace_and_dimensions_and_the_log_grou
         assert metric.period.to_seconds() == 60
     assert cleanup.metric_jobs_left(period=cdk.Duration.minutes(5)).period.to_seconds() == 300
     assert cleanup.log_group is stack.node.find_child("IotJobCleanupProvider").log_group
+
+
+def test_an_alarm_on_a_metric_agrees_with_what_every_stage_of_the_handler_writes(
+    iot: Iot, clock: SimClock
+) -> None:
+    stack = cdk.Stack(cdk.App(), "OtaFleet")  # the stack of support's StackId
+    holder = cdk.aws_s3.Bucket(stack, "Fleet")
+    cleanup = IotJobCleanup(holder, "OtaCleanup", job_id_prefix="ota-", total_timeout=cdk.Duration.hours(2))
+    template = resources(Template.from_stack(stack))
+    ids = job_ids(60)
+    iot.create_jobs(*ids)
+    lines: list[str] = []
+    on_event, is_complete = entry_points(iot, clock, TIMING, write_metrics=lines.append)
+
+    for number, stage_id in enumerate(stage_ids(stack, cleanup), start=1):
+        properties = {k: v for k, v in template[stage_id]["Properties"].items() if k != "ServiceToken"}
+        if number == 1:
+            properties["TotalTimeoutSeconds"] = "120"  # short, so that stage 1 hands over
+        request = {**event("Delete", []), "LogicalResourceId": stage_id, "ResourceProperties": properties}
+        run_request(request, on_event, is_complete, sleep=clock.sleep, query_interval=TIMING.query_interval)
+
+    records = [json.loads(line) for line in lines]
+    assert iot.existing() == set()
+    for metric in (cleanup.metric_jobs_left(), cleanup.metric_jobs_deleting(), cleanup.metric_jobs_deleted()):
+        (directive,) = records[0]["_aws"]["CloudWatchMetrics"]
+        assert directive["Namespace"] == metric.namespace
+        assert metric.metric_name in {m["Name"] for m in directive["Metrics"]}
+        for record in records:
+            assert {name: record[name] for name in directive["Dimensions"][0]} == metric.dimensions
+    assert [r["HandOvers"] for r in records].count(1) == 1 and records[-1]["JobsLeft"] == 0
+    assert sum(r["JobsDeleted"] for r in records) == 60
+    assert {r["Stage"] for r in records} == {1, 2}
