@@ -5,6 +5,7 @@ through the stack's one provider, with the job creator gone before and the IAM a
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
@@ -192,3 +193,23 @@ def test_an_alarm_on_a_metric_agrees_with_what_every_stage_of_the_handler_writes
     assert [r["HandOvers"] for r in records].count(1) == 1 and records[-1]["JobsLeft"] == 0
     assert sum(r["JobsDeleted"] for r in records) == 60
     assert {r["Stage"] for r in records} == {1, 2}
+
+
+def test_the_readmes_dashboard_and_alarm_recipe_synthesizes_on_the_handlers_metrics() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### Watching a teardown", 1)[1]
+    recipe = section.split("```python\n", 1)[1].split("```", 1)[0]
+    stack = cdk.Stack(cdk.App(), "Fleet")
+
+    exec(recipe, {"self": stack, "IotJobCleanup": IotJobCleanup})  # our own README
+
+    template = Template.from_stack(stack)
+    (alarm,) = template.find_resources("AWS::CloudWatch::Alarm").values()
+    assert alarm["Properties"]["Namespace"] == "IotJobCleanup"
+    assert alarm["Properties"]["MetricName"] == "JobsDeleted"
+    assert {d["Name"]: d["Value"] for d in alarm["Properties"]["Dimensions"]} == {
+        "StackName": "Fleet",
+        "Cleanup": "RuntimeRolloutsCleanup",
+    }
+    assert len(template.find_resources("AWS::CloudWatch::Dashboard")) == 1
+    assert len(template.find_resources(RESOURCE)) == 6
