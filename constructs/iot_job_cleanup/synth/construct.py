@@ -15,13 +15,22 @@ from collections.abc import Mapping, Sequence
 from itertools import pairwise
 from typing import Any
 
-from aws_cdk import CustomResource, Duration, RemovalPolicy, Stack
+import jsii
+from aws_cdk import (
+    Annotations,
+    CfnDeletionPolicy,
+    CfnResource,
+    CustomResource,
+    Duration,
+    RemovalPolicy,
+    Stack,
+)
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_iot as iot
 from aws_cdk import aws_logs as logs
 
-from constructs import Construct
+from constructs import Construct, IValidation
 
 from ..cfn import RESOURCE_TYPE
 from .arns import create_job_arns
@@ -30,9 +39,12 @@ from .options import Settings
 from .policies import Permissions
 from .provider import CleanupProvider
 
-__all__ = ["METRICS_NAMESPACE", "IotJobCleanup"]
+__all__ = ["METRICS_NAMESPACE", "RETAINED_WARNING", "THING_GROUPS_ALONE_WARNING", "IotJobCleanup"]
 
 METRICS_NAMESPACE = "IotJobCleanup"  # the handler's EMF records: dimensions StackName and Cleanup
+# Synth-time warnings (CDK annotations), by the ids Annotations.acknowledge_warning takes.
+THING_GROUPS_ALONE_WARNING = "iot-job-cleanup:thingGroupsAlone"
+RETAINED_WARNING = "iot-job-cleanup:retained"
 
 
 class _InitSignature:
@@ -161,6 +173,8 @@ class IotJobCleanup(Construct):
         self.stages: list[CustomResource] = self._add_stages(provider, settings)
         self.resource = self.stages[0]
         provider.add(self, permissions)
+        self._warn_of_iam_on_every_job(settings)
+        self.node.add_validation(_WarnIfRetained(self))
 
     def _keep_options(self, stack: Stack, job_ids: Sequence[str] | None, settings: Settings) -> None:
         """The public attributes: the options as given or judged, and the named jobs' ARNs."""
@@ -170,6 +184,19 @@ class IotJobCleanup(Construct):
         self.tags: dict[str, str] = dict(selection.tags)
         self.thing_group_names: list[str] = list(selection.thing_group_names)
         self.job_id_prefix: str | None = selection.prefix
+
+    def _warn_of_iam_on_every_job(self, settings: Settings) -> None:
+        selection = settings.selection
+        if selection.thing_group_names and not selection.tags and selection.prefix is None:
+            Annotations.of(self).add_warning_v2(
+                THING_GROUPS_ALONE_WARNING,
+                f"IotJobCleanup {self.node.path} selects jobs by thing_groups alone: IAM has no "
+                "condition key for a job's targets, so its handler may delete any job of the account "
+                "and region (job/*). The handler deletes only jobs it has seen target the groups, but "
+                "IAM does not hold it to that. Add job_id_prefix='...' (IAM: job/<prefix>*) or "
+                "tags={...} (an aws:ResourceTag condition), or acknowledge this warning: "
+                f"Annotations.of(cleanup).acknowledge_warning('{THING_GROUPS_ALONE_WARNING}', 'why').",
+            )
 
     @property
     def cleanup_path(self) -> str:
@@ -307,3 +334,32 @@ def _checked(
     except SettingError as refusal:
         raise ValueError(f"IotJobCleanup {path}: {refusal}") from None
     return settings, permissions
+
+
+@jsii.implements(IValidation)
+class _WarnIfRetained:
+    """At synthesis, after every Aspect: a cleanup whose stages CloudFormation will never send
+    a Delete (DeletionPolicy Retain, set by removal_policy or by an Aspect) deletes no job."""
+
+    def __init__(self, cleanup: IotJobCleanup) -> None:
+        self._cleanup = cleanup
+
+    def validate(self) -> list[str]:
+        cleanup = self._cleanup
+        retained = [
+            stage.node.id
+            for stage in cleanup.stages
+            if isinstance(stage.node.default_child, CfnResource)
+            and stage.node.default_child.cfn_options.deletion_policy == CfnDeletionPolicy.RETAIN
+        ]
+        if retained:
+            Annotations.of(cleanup).add_warning_v2(
+                RETAINED_WARNING,
+                f"IotJobCleanup {cleanup.node.path} will delete no job at cdk destroy: "
+                f"{', '.join(retained)} {'has' if len(retained) == 1 else 'have'} DeletionPolicy "
+                "Retain (removal_policy=RemovalPolicy.RETAIN, or an Aspect that retains every "
+                "resource), so CloudFormation never sends the Delete that deletes the jobs. If that is "
+                "meant, acknowledge this warning; else leave removal_policy at DESTROY and keep the "
+                "cleanup out of the Aspect (e.g. skip nodes of type Custom::IotJobCleanup).",
+            )
+        return []
