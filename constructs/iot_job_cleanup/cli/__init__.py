@@ -4,6 +4,7 @@
                            [--prefix P] [--namespace-id NS] [--force] [--drain DURATION]
                            [--dry-run] [--yes] [--region R] [--profile P] [--endpoint-url URL]
     iot-job-cleanup resume --stack NAME [--yes] [--dry-run] [--region R] [--profile P]
+    iot-job-cleanup watch --stack NAME [--interval SECONDS] [--region R] [--profile P]
 
 The selection is the one IotJobCleanup takes: the jobs named with --job-id, plus the jobs
 that match every filter given (--tag AND --thing-group AND --prefix). The same engine as the
@@ -12,6 +13,10 @@ time cap. Exit codes: 0 every selected job is gone (or none matched, or a dry ru
 are left (the reason is printed: a job that needs --force refused before any deletion, a
 refusal by IoT, jobs left alone that matched after the prompt), 2 usage (or a question
 nobody could answer), 130 interrupted by Ctrl-C, 143 stopped by SIGTERM (handled as Ctrl-C).
+``watch`` changes nothing: it shows each cleanup's stage and progress while the stack is
+deleted, and exits 0 when every cleanup finished, 1 when one failed (or AWS kept refusing its
+calls), 2 when the stack cannot be watched (it does not exist, or is not being deleted), 130 on
+Ctrl-C.
 
 One concern a module, imports in one direction (each only from those above it):
 
@@ -24,6 +29,8 @@ One concern a module, imports in one direction (each only from those above it):
 - ``run``: one run: confirm, delete, Ctrl-C and SIGTERM;
 - ``resume``: a stack's cleanups, their properties from ``cfn``'s evaluator over the live
   source, or from the Delete input of the Provider's waiter;
+- ``watch``: a stack's cleanups followed, read-only: their stages from CloudFormation, their
+  jobs from the engine's preview, then from ListJobs at each refresh;
 - ``command``: ``main``, from the arguments to the exit code.
 
 It uses the engine through ``iot_job_cleanup.engine`` (``load_engine``, typed ``Engine``) and

@@ -11,7 +11,7 @@ import re
 from .. import __version__
 from .errors import UsageError
 
-__all__ = ["DURATION", "build_parser", "parse_duration", "parse_tag"]
+__all__ = ["DURATION", "build_parser", "parse_duration", "parse_interval", "parse_tag"]
 
 DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
 
@@ -34,7 +34,7 @@ def parse_tag(text: str) -> tuple[str, str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """``iot-job-cleanup delete ...`` and ``iot-job-cleanup resume --stack NAME``."""
+    """``iot-job-cleanup delete ...``, ``resume --stack NAME`` and ``watch --stack NAME``."""
     parser = argparse.ArgumentParser(
         prog="iot-job-cleanup",
         description="Delete AWS IoT jobs through IoT's 10 deletion slots, waiting until each is gone.",
@@ -42,18 +42,20 @@ def build_parser() -> argparse.ArgumentParser:
         "130 interrupted (Ctrl-C), 143 stopped by SIGTERM.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--dry-run", action="store_true", help="list what would be deleted; change nothing")
-    common.add_argument("--yes", action="store_true", help="do not ask before deleting")
-    common.add_argument(
+    acting = argparse.ArgumentParser(add_help=False)  # the commands that delete
+    acting.add_argument("--dry-run", action="store_true", help="list what would be deleted; change nothing")
+    acting.add_argument("--yes", action="store_true", help="do not ask before deleting")
+    aws = argparse.ArgumentParser(add_help=False)
+    aws.add_argument(
         "--region", help="AWS region (default: AWS_REGION, then AWS_DEFAULT_REGION, then the profile's)"
     )
-    common.add_argument("--profile", help="AWS profile")
-    common.add_argument(
+    aws.add_argument("--profile", help="AWS profile")
+    aws.add_argument(
         "--endpoint-url", help="IoT/CloudFormation endpoint (default: AWS_ENDPOINT_URL or AWS's)"
     )
+    common = [acting, aws]
     commands = parser.add_subparsers(dest="command", required=True)
-    delete = commands.add_parser("delete", parents=[common], help="delete the jobs a selection covers")
+    delete = commands.add_parser("delete", parents=common, help="delete the jobs a selection covers")
     delete.add_argument(
         "--job-id", action="append", default=[], metavar="ID", help="a job to delete (repeatable)"
     )
@@ -74,7 +76,36 @@ def build_parser() -> argparse.ArgumentParser:
         "--drain", metavar="DURATION", help="cancel running jobs and give their devices this long (e.g. 10m)"
     )
     resume = commands.add_parser(
-        "resume", parents=[common], help="finish a stack's cleanups (stack being deleted or DELETE_FAILED)"
+        "resume", parents=common, help="finish a stack's cleanups (stack being deleted or DELETE_FAILED)"
     )
     resume.add_argument("--stack", required=True, help="the stack's name or id")
+    watch = commands.add_parser(
+        "watch",
+        parents=[aws],
+        help="follow a stack's deletion: each cleanup's stage and progress (read-only)",
+        epilog="Exit codes: 0 every cleanup finished, 1 a cleanup (or the stack's deletion) failed, or "
+        "AWS refused the watch's calls, 2 the stack cannot be watched, 130 interrupted (Ctrl-C), "
+        "143 stopped by SIGTERM.",
+    )
+    watch.add_argument("--stack", required=True, help="the stack's name or id")
+    watch.add_argument(
+        "--interval",
+        type=parse_interval,
+        default=10.0,
+        metavar="SECONDS",
+        help="seconds between refreshes (default 10, at least 1)",
+    )
     return parser
+
+
+def parse_interval(text: str) -> float:
+    """``--interval SECONDS``: a number of seconds, at least 1 (each refresh pages ListJobs)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds >= 1 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: write a number of seconds, at least 1, e.g. --interval 30"
+        )
+    return seconds

@@ -2,7 +2,8 @@
 
 It parses the arguments, loads the engine (boto3 only now), makes the runs (``delete``: one
 from the flags; ``resume``: one per cleanup of the stack), runs each and turns every failure
-into one line and an exit code (see ``errors``).
+into one line and an exit code (see ``errors``). ``watch`` deletes nothing: it follows the
+stack until its cleanups are over and gives its own exit code.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .errors import (
 )
 from .resume import resume_runs
 from .run import Console, Run, run_cleanup, sigterm_as_interruption
+from .watch import watch_stack
 
 __all__ = ["LOGGER", "ask_on_terminal", "delete_runs", "main"]
 
@@ -74,6 +76,8 @@ def main(
         with sigterm_as_interruption():
             runs = delete_runs(engine, args) if args.command == "delete" else None
             clients = clients or make_clients(engine, args)
+            if args.command == "watch":
+                return watch_stack(engine, clients, args, console)
             if runs is None:
                 runs = resume_runs(engine, clients, args, out)
                 if isinstance(runs, int):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 from ..cfn import RESOURCE_TYPE, RETAIN_POLICIES, Intrinsics, StackValues, UnresolvableError
@@ -23,7 +24,10 @@ from .run import Run
 __all__ = [
     "FINISHED",
     "RESUMABLE_STATUSES",
+    "StackRead",
+    "cleanup_properties",
     "properties_from_the_waiter",
+    "read_stack",
     "resume_runs",
     "stack_cleanups",
     "stack_values",
@@ -77,35 +81,67 @@ def stack_values(
     )
 
 
-def stack_cleanups(clients: Clients, stack: str, out: TextIO) -> list[tuple[str, dict[str, Any]]]:
-    """The stack's cleanup resources not deleted yet, with their properties resolved."""
+@dataclass(frozen=True)
+class StackRead:
+    """What CloudFormation tells of a stack at one moment: DescribeStacks' description, every
+    ListStackResources summary, the processed template, and ``cfn``'s evaluator over them."""
+
+    description: dict[str, Any]
+    resources: list[Any]
+    template: dict[str, Any]
+    intrinsics: Intrinsics
+
+    def retained(self, logical_id: str) -> bool:
+        """Its ``DeletionPolicy`` keeps it, and its jobs, when the stack is deleted."""
+        return self.template["Resources"][logical_id].get("DeletionPolicy") in RETAIN_POLICIES
+
+
+def read_stack(clients: Clients, stack: str) -> StackRead:
+    """The stack as CloudFormation tells it now (DescribeStacks, ListStackResources, GetTemplate)."""
     cloudformation = clients.cloudformation
     (description,) = cloudformation.describe_stacks(StackName=stack)["Stacks"]
     resources = list(pages(cloudformation, "list_stack_resources", "StackResourceSummaries", StackName=stack))
     body = cloudformation.get_template(StackName=stack, TemplateStage="Processed")["TemplateBody"]
     template = json.loads(body) if isinstance(body, str) else body
     intrinsics = Intrinsics(stack_values(description, resources, template, cloudformation.meta.region_name))
+    return StackRead(description, resources, template, intrinsics)
+
+
+def cleanup_properties(clients: Clients, read: StackRead, logical_id: str) -> dict[str, Any]:
+    """A cleanup resource's properties (``ServiceToken`` left out), resolved from the template,
+    else from the Delete input of the Provider's waiter. ``UnresolvableError`` when neither tells:
+    its message names what the properties depend on."""
+    declared = read.template["Resources"][logical_id]
+    raw = {k: v for k, v in declared.get("Properties", {}).items() if k != "ServiceToken"}
+    try:
+        return read.intrinsics.render(raw)
+    except UnresolvableError:
+        properties = properties_from_the_waiter(clients, read.resources, logical_id)
+        if properties is None:
+            raise
+        return properties
+
+
+def stack_cleanups(clients: Clients, stack: str, out: TextIO) -> list[tuple[str, dict[str, Any]]]:
+    """The stack's cleanup resources not deleted yet, with their properties resolved."""
+    read = read_stack(clients, stack)
     found = []
-    for resource in resources:
+    for resource in read.resources:
         logical_id = resource["LogicalResourceId"]
         if resource["ResourceType"] != RESOURCE_TYPE or resource["ResourceStatus"] in FINISHED:
             continue
-        declared = template["Resources"][logical_id]
-        if declared.get("DeletionPolicy") in RETAIN_POLICIES:
+        if read.retained(logical_id):
             out.write(f"{stack}/{logical_id}: DeletionPolicy Retain: its jobs stay, as at cdk destroy.\n")
             continue
-        raw = {k: v for k, v in declared.get("Properties", {}).items() if k != "ServiceToken"}
         try:
-            properties = intrinsics.render(raw)
+            properties = cleanup_properties(clients, read, logical_id)
         except UnresolvableError as exc:
-            properties = properties_from_the_waiter(clients, resources, logical_id)
-            if properties is None:
-                out.write(
-                    f"{stack}/{logical_id}: its properties depend on {exc}, which CloudFormation does not "
-                    "tell, and the provider's waiter has no Delete of it on record. Delete its jobs with "
-                    "`iot-job-cleanup delete --job-id ...`.\n"
-                )
-                continue
+            out.write(
+                f"{stack}/{logical_id}: its properties depend on {exc}, which CloudFormation does not "
+                "tell, and the provider's waiter has no Delete of it on record. Delete its jobs with "
+                "`iot-job-cleanup delete --job-id ...`.\n"
+            )
+            continue
         found.append((logical_id, properties))
     return found
 
