@@ -4,12 +4,19 @@
 baton to the actor whose wake-up time comes first, so exactly one actor runs at a time and
 a run is deterministic. The handler under test, the IoT lifecycle and the contenders all
 read this clock, so an hour of cleanup takes seconds.
+
+Our handler runs as the construct deploys it: a cleanup of ``total_timeout`` is one custom
+resource per hour, its stages, which CloudFormation deletes one after another
+(``run_handler``); ``cleanup_total_timeout`` is the total timeout the benchmark gives a
+cleanup of a given bound.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import logging
+import math
 import random
 import threading
 from collections import Counter
@@ -35,20 +42,42 @@ from iot_job_cleanup.emulator import (
     StackStatusClient,
     TaggingClient,
 )
-from iot_job_cleanup.provider import EntryPoint, run_request
+from iot_job_cleanup.provider import EntryPoint, run_request, waiter_attempts
 
 __all__ = [
+    "HEADROOM",
+    "STAGE_GAP_SECONDS",
+    "STAGE_SECONDS",
     "Call",
     "CallLog",
     "CountingClient",
+    "HandOver",
+    "Losses",
     "ResourceRun",
     "SimTime",
+    "StageRun",
+    "cleanup_losses",
+    "cleanup_total_timeout",
     "counting_tagging",
+    "idle_slot_seconds",
     "peak_per_second",
     "run_handler",
     "run_one_shot",
     "run_sequential",
+    "stage_timeouts",
 ]
+
+# The construct's stages (synth/options.py, synth/provider.py): a custom resource may take an
+# hour (its ServiceTimeout, and the Provider waiter's total timeout, query interval 10 s); a
+# cleanup is one resource per hour of total_timeout, the last one the rest, 24 at most.
+STAGE_SECONDS = 3600.0
+MAX_STAGES = 24
+# CloudFormation's step from one stage's completion to the next stage's Delete (on_event
+# invoked): a named constant, not a measured one; a few seconds at most in a stack teardown.
+STAGE_GAP_SECONDS = 2.0
+# The total timeout the benchmark gives a cleanup: its bound with this headroom, rounded up
+# to whole hours (stages), at most 24 hours.
+HEADROOM = 1.10
 
 
 class SimTime:
@@ -203,9 +232,49 @@ def counting_tagging(
     return CountingClient(TaggingClient(lifecycle, serves_iot_jobs), sim, log, latency)
 
 
+def cleanup_total_timeout(bound: float, headroom: float = HEADROOM) -> float:
+    """The total timeout given a cleanup of this bound: bound x headroom in whole hours, 1 to 24."""
+    hours = math.ceil(round(bound * headroom / STAGE_SECONDS, 9))
+    return min(MAX_STAGES, max(1, hours)) * STAGE_SECONDS
+
+
+def stage_timeouts(total_timeout: float) -> list[float]:
+    """Each stage's TotalTimeoutSeconds (its ServiceTimeout): an hour, the last the rest
+    (the construct's ``Settings.stage_timeouts``: 2.5 h gives 3600, 3600, 1800)."""
+    full, rest = divmod(int(total_timeout), int(STAGE_SECONDS))
+    return [STAGE_SECONDS] * full + ([float(rest)] if rest else [])
+
+
+@dataclass
+class StageRun:
+    """One stage of a cleanup: its own custom resource, Delete event and Provider waiter."""
+
+    number: int
+    of: int
+    timeout: float | None  # its TotalTimeoutSeconds and ServiceTimeout; None: the cap lifted
+    started: float
+    finished: float = 0.0
+    on_event_seconds: float = 0.0
+    first_deletion: float | None = None  # its first DeleteJob that started a deletion
+    handed_over: bool = False  # it logged "stage k of n hands over"
+    jobs_left_at_hand_over: int | None = None  # as that record says
+    failure: str = ""
+    invocations: int = 0
+    lambda_seconds: float = 0.0
+
+    @property
+    def seconds(self) -> float:
+        return self.finished - self.started
+
+
 @dataclass
 class ResourceRun:
-    """What one cleanup resource did and when: one row of the benchmark per contender."""
+    """What one cleanup resource did and when: one row of the benchmark per contender.
+
+    A cleanup of our handler longer than an hour is several resources, its stages, run one
+    after another: ``stages`` has each; the run's start, finish, invocations and Lambda
+    seconds are the whole cleanup's.
+    """
 
     job_ids: list[str]
     started: float = 0.0
@@ -215,6 +284,11 @@ class ResourceRun:
     lambda_seconds: float = 0.0
     log: CallLog = field(default_factory=CallLog)
     jobs_failed: list[str] = field(default_factory=list)
+    stages: list[StageRun] = field(default_factory=list)
+
+    @property
+    def hand_overs(self) -> int:
+        return sum(1 for stage in self.stages if stage.handed_over)
 
 
 def _code(exc: ClientError) -> str:
@@ -234,29 +308,33 @@ def run_handler(
     latency: float,
     seed: int,
     lambda_timeout: float,
+    total_timeout: float | None,
     on_event_timeout: float = 120.0,
     logical_id: str = "Cleanup",
     properties: Mapping[str, Any] | None = None,
     tagging: Any = None,
+    stage_gap: float = STAGE_GAP_SECONDS,
 ) -> None:
-    """The Provider contract: on_event once, then is_complete every query interval.
+    """The Provider contract for each stage: on_event once, then is_complete every query interval.
+
+    ``total_timeout`` is the cleanup's: it runs as the construct deploys it, one custom
+    resource per hour (``stage_timeouts``), each with the cleanup's properties plus
+    ``Cleanup``, its ``TotalTimeoutSeconds`` and, past one hour, ``Stage`` and ``Stages``;
+    stage 1 is ``logical_id``, then ``<logical_id>Stage2``... CloudFormation deletes them
+    one after another, ``stage_gap`` apart, on the same clock, each under the Provider's
+    waiter (total timeout an hour, query interval ``timing.query_interval``); a failed stage
+    fails the stack's deletion and the stages after it do not run. ``None``: one resource
+    with no TotalTimeoutSeconds and no waiter limit, ``timing``'s total timeout (the cap lifted).
 
     ``properties`` are the resource's (default: the run's jobs by id, without force);
     ``tagging`` is the tagging API client the handler gets (none by default). The
     handler's container starts cold (no job facts kept from another scenario, whose jobs
-    may have the same ids and creation times) and stays warm for the whole cleanup.
+    may have the same ids and creation times) and stays warm for the whole cleanup, its
+    stages included.
     """
     handler.forget_cached_facts()
     client = CountingClient(LifecycleClient(lifecycle), sim, run.log, latency)
     rng = random.Random(seed)
-    request = {
-        "RequestType": "Delete",
-        "LogicalResourceId": logical_id,
-        "StackId": f"arn:aws:cloudformation:{OFFLINE_REGION}:{OFFLINE_ACCOUNT}:stack/Benchmark/1",
-        "PhysicalResourceId": f"iot-job-cleanup:{logical_id}",
-        "ResourceType": RESOURCE_TYPE,
-        "ResourceProperties": dict(properties or {"JobIds": run.job_ids, "Force": "false"}),
-    }
     common = {
         "client": client,
         "tagging": tagging,
@@ -266,7 +344,64 @@ def run_handler(
         "sleep": sim.sleep,
         "random": rng.random,
     }
+    timeouts: list[float | None] = [None] if total_timeout is None else list(stage_timeouts(total_timeout))
     run.started = sim.now()
+    for number, timeout in enumerate(timeouts, start=1):
+        if number > 1:
+            sim.sleep(stage_gap)  # CloudFormation goes on to the next stage's Delete
+        stage = _run_stage(
+            handler,
+            sim,
+            run,
+            common,
+            number=number,
+            timeout=timeout,
+            stages=len(timeouts),
+            logical_id=logical_id,
+            properties=dict(properties or {"JobIds": run.job_ids, "Force": "false"}),
+            query_interval=timing.query_interval,
+            lambda_timeout=lambda_timeout,
+            on_event_timeout=on_event_timeout,
+        )
+        run.stages.append(stage)
+        if stage.failure:  # the stack's deletion fails: CloudFormation deletes no more stages
+            run.failure = stage.failure
+            break
+    run.finished = sim.now()
+
+
+def _run_stage(
+    handler: ModuleType,
+    sim: SimTime,
+    run: ResourceRun,
+    common: Mapping[str, Any],
+    *,
+    number: int,
+    stages: int,
+    timeout: float | None,
+    logical_id: str,
+    properties: dict[str, Any],
+    query_interval: float,
+    lambda_timeout: float,
+    on_event_timeout: float,
+) -> StageRun:
+    """One stage's Delete through the Provider, as CloudFormation sends it."""
+    resource_id = logical_id if number == 1 else f"{logical_id}Stage{number}"
+    if timeout is not None:
+        properties["Cleanup"] = logical_id  # the construct's path: every stage shares it
+        properties["TotalTimeoutSeconds"] = f"{timeout:g}"
+        if stages > 1:
+            properties["Stage"], properties["Stages"] = str(number), str(stages)
+    request = {
+        "RequestType": "Delete",
+        "LogicalResourceId": resource_id,
+        "StackId": f"arn:aws:cloudformation:{OFFLINE_REGION}:{OFFLINE_ACCOUNT}:stack/Benchmark/1",
+        "PhysicalResourceId": f"iot-job-cleanup:{resource_id}",
+        "ResourceType": RESOURCE_TYPE,
+        "ResourceProperties": properties,
+    }
+    stage = StageRun(number, stages, timeout, started=sim.now())
+    calls_before = run.log.count()
 
     def timed(name: str, call: Callable[[], Mapping[str, Any]]) -> Mapping[str, Any]:
         """One Lambda invocation: counted, and its duration added to the Lambda seconds."""
@@ -274,21 +409,178 @@ def run_handler(
         try:
             return call()
         finally:
+            seconds = sim.now() - began
             run.invocations += 1
-            run.lambda_seconds += sim.now() - began
+            run.lambda_seconds += seconds
+            stage.invocations += 1
+            stage.lambda_seconds += seconds
+            if name == "on_event":
+                stage.on_event_seconds += seconds
 
+    hand_overs = _HandOvers(resource_id)
+    logger = logging.getLogger("iot_job_cleanup")
+    logger.addHandler(hand_overs)
     try:
         run_request(
             request,
             EntryPoint.of(handler, "on_event", **common, remaining_lambda_seconds=on_event_timeout),
             EntryPoint.of(handler, "is_complete", **common, remaining_lambda_seconds=lambda_timeout),
             sleep=sim.sleep,
-            query_interval=timing.query_interval,
+            query_interval=query_interval,
+            max_attempts=None if timeout is None else waiter_attempts(STAGE_SECONDS, query_interval),
             invocation=timed,
         )
     except Exception as exc:  # the Provider turns any exception into a failed resource
-        run.failure = f"{type(exc).__name__}: {exc}"
-    run.finished = sim.now()
+        stage.failure = f"{type(exc).__name__}: {exc}"
+    finally:
+        logger.removeHandler(hand_overs)
+    stage.finished = sim.now()
+    if timeout is not None and stage.seconds > timeout and not stage.failure:
+        # CloudFormation would have failed the resource at its ServiceTimeout.
+        stage.failure = (
+            f"stage {number} of {stages} ran {stage.seconds:.0f} s, past its ServiceTimeout {timeout:g} s"
+        )
+    stage.handed_over = bool(hand_overs.records)
+    if hand_overs.records:
+        stage.jobs_left_at_hand_over = getattr(hand_overs.records[-1], "jobsLeft", None)
+    calls = run.log.calls[calls_before:]
+    stage.first_deletion = next(
+        (call.at for call in calls if call.operation == "delete_job" and not call.code), None
+    )
+    return stage
+
+
+class _HandOvers(logging.Handler):
+    """Collects the handler's "stage k of n hands over" records of one stage's resource."""
+
+    def __init__(self, resource_id: str) -> None:
+        super().__init__(logging.INFO)
+        self.resource_id = resource_id
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        ours = getattr(record, "logicalResourceId", None) == self.resource_id
+        if ours and getattr(record, "handedOver", False):
+            self.records.append(record)
+
+
+# --------------------------------------------------------------------------- where the time goes
+
+
+@dataclass(frozen=True)
+class HandOver:
+    """One stage's hand-over to the next: from its end to the next one's first deletion."""
+
+    resource: int
+    stage: int  # the stage that handed over (k of n)
+    at: float  # when, from the cleanup's start
+    stage_seconds: float  # how long stage k ran (its hour less the report margin, about)
+    jobs_left: int | None
+    gap: float  # CloudFormation's step to the next stage
+    next_on_event: float  # the next stage's on_event: the stack's status, its first looks
+    pause: float  # stage k's end to stage k+1's first DeleteJob (no deletion starts)
+    idle_slot_seconds: float  # free slots over the pause, times its length
+
+
+@dataclass(frozen=True)
+class Losses:
+    """makespan - bound, split by where the slots stood idle (slot-seconds / slots) and what
+    came after the last job was gone. With the slot bound binding, exactly:
+    makespan = bound + (start + hand_overs + between + last_round) + report."""
+
+    bound: float
+    makespan: float
+    last_gone: float
+    start: float  # before the first deletion: stage 1's on_event (stack status, a look at each job)
+    hand_overs: float  # from a stage's end to the next stage's first deletion
+    between: float  # every other moment a job waited while a slot was free (the poll grid)
+    last_round: float  # after the last deletion started: nothing left to start
+    report: float  # from the last job gone to the destroy's end: final looks, later stages
+    pauses: list[HandOver] = field(default_factory=list)
+
+    @property
+    def slots_part(self) -> float:
+        return self.start + self.hand_overs + self.between + self.last_round
+
+
+def _merged(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    merged: list[tuple[float, float]] = []
+    for begin, end in sorted(i for i in intervals if i[1] > i[0]):
+        if merged and begin <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((begin, end))
+    return merged
+
+
+def idle_slot_seconds(
+    deletions: dict[str, tuple[float, float]], slots: int, intervals: list[tuple[float, float]]
+) -> float:
+    """Free slot-seconds (slots less our deletions under way) over the union of the intervals."""
+    changes = sorted(
+        [(start, 1) for start, _ in deletions.values()]
+        + [(start + seconds, -1) for start, seconds in deletions.values()]
+    )
+    total = 0.0
+    for begin, end in _merged(intervals):
+        busy = sum(step for at, step in changes if at <= begin)
+        at_ = begin
+        for when, step in changes:
+            if when <= begin:
+                continue
+            if when >= end:
+                break
+            total += (slots - busy) * (when - at_)
+            busy += step
+            at_ = when
+        total += (slots - busy) * (end - at_)
+    return total
+
+
+def cleanup_losses(
+    runs: list[ResourceRun],
+    deletions: dict[str, tuple[float, float]],
+    slots: int,
+    bound: float,
+    makespan: float,
+) -> Losses:
+    """Where a cleanup's time beyond the bound went: its slots' idle time, and the end."""
+    starts = sorted(start for start, _ in deletions.values())
+    first, last_start = starts[0], starts[-1]
+    last_gone = max(start + seconds for start, seconds in deletions.values())
+    began = min(run.started for run in runs)
+    pauses: list[HandOver] = []
+    for index, run in enumerate(runs):
+        for stage, after in itertools.pairwise(run.stages):
+            if not stage.handed_over:
+                continue
+            resumed = after.first_deletion if after.first_deletion is not None else after.finished
+            pauses.append(
+                HandOver(
+                    resource=index,
+                    stage=stage.number,
+                    at=stage.finished - began,
+                    stage_seconds=stage.seconds,
+                    jobs_left=stage.jobs_left_at_hand_over,
+                    gap=after.started - stage.finished,
+                    next_on_event=after.on_event_seconds,
+                    pause=resumed - stage.finished,
+                    idle_slot_seconds=idle_slot_seconds(deletions, slots, [(stage.finished, resumed)]),
+                )
+            )
+    windows = [(max(first, began + p.at), min(last_start, began + p.at + p.pause)) for p in pauses]
+    in_hand_overs = idle_slot_seconds(deletions, slots, windows)
+    return Losses(
+        bound=bound,
+        makespan=makespan,
+        last_gone=last_gone - began,
+        start=idle_slot_seconds(deletions, slots, [(began, first)]) / slots,
+        hand_overs=in_hand_overs / slots,
+        between=(idle_slot_seconds(deletions, slots, [(first, last_start)]) - in_hand_overs) / slots,
+        last_round=idle_slot_seconds(deletions, slots, [(last_start, last_gone)]) / slots,
+        report=makespan - (last_gone - began),
+        pauses=pauses,
+    )
 
 
 # --------------------------------------------------------------------------- naive contenders

@@ -6,8 +6,18 @@ import pytest
 from moto.iot.models import IoTBackend
 
 import iot_job_cleanup_handler as handler
-from benchmarks.run import Scenario, run_contender
-from benchmarks.simulation import ResourceRun, SimTime, run_one_shot, run_sequential
+from benchmarks.run import STAGED_GOAL, Scenario, losses, run_contender
+from benchmarks.simulation import (
+    STAGE_GAP_SECONDS,
+    ResourceRun,
+    SimTime,
+    cleanup_total_timeout,
+    idle_slot_seconds,
+    run_handler,
+    run_one_shot,
+    run_sequential,
+    stage_timeouts,
+)
 from iot_job_cleanup.emulator import DeletionLifecycle, DeletionTime
 
 
@@ -104,6 +114,104 @@ def test_the_handler_keeps_the_slots_full_in_simulated_time(scenario: Scenario) 
     assert result.finish_times[-1] - result.finish_times[0] <= 0.1 * result.bound  # no resource starved
 
 
+# --------------------------------------------------------------------------- beyond one hour: stages
+
+
+def test_a_cleanup_gets_whole_hours_of_headroom_split_as_the_construct_splits_them() -> None:
+    assert cleanup_total_timeout(30.0) == 3600  # at least one stage
+    assert cleanup_total_timeout(3000.0) == 3600  # 3,300 s with the headroom: one hour
+    assert cleanup_total_timeout(3300.0) == 7200  # 3,630 s: two
+    assert cleanup_total_timeout(6000.0) == 7200
+    assert cleanup_total_timeout(30000.0) == 10 * 3600
+    assert cleanup_total_timeout(1e6) == 24 * 3600  # the construct's cap
+    assert stage_timeouts(9000) == [3600, 3600, 1800]  # the last stage gets the rest
+    assert stage_timeouts(7200) == [3600, 3600]
+    assert stage_timeouts(600) == [600]
+
+
+def test_idle_slot_seconds_count_the_free_slots_over_the_intervals_once() -> None:
+    deletions = {"a": (0.0, 10.0), "b": (5.0, 10.0)}
+    # Two slots: one free over [0, 5), none over [5, 10), one over [10, 15), two over [15, 20).
+    assert idle_slot_seconds(deletions, 2, [(0.0, 20.0)]) == 5 + 0 + 5 + 10
+    assert idle_slot_seconds(deletions, 2, [(0.0, 12.0), (8.0, 20.0)]) == 20  # overlaps once
+    assert idle_slot_seconds(deletions, 2, [(6.0, 9.0)]) == 0
+
+
+def test_a_cleanup_needing_two_stages_finishes_in_one_destroy_within_the_goal() -> None:
+    scenario = Scenario("N=70 T=10min", 70, 600.0)  # bound 4,200 s: more than a custom resource's hour
+    result = run_contender(scenario, "handler", handler)
+    run = result.runs[0]
+
+    assert result.total_timeout == 7200 and result.stages == 2
+    assert result.failures == 0 and result.jobs_left == 0  # one destroy: no DELETE_FAILED, all gone
+    first, second = run.stages
+    assert (first.timeout, second.timeout) == (3600, 3600)
+    # Stage 1 ran out of time with jobs left and handed over (logged), within its hour and
+    # the report margin; stage 2 began after CloudFormation's step and finished the rest.
+    assert first.handed_over and not second.handed_over and result.hand_overs == 1
+    assert first.jobs_left_at_hand_over and first.jobs_left_at_hand_over > 0
+    assert 3600 - 30 - 5 <= first.seconds <= 3600 - 30
+    assert second.started - first.finished == STAGE_GAP_SECONDS
+    assert second.first_deletion is not None and second.first_deletion > second.started
+    assert result.ratio <= STAGED_GOAL
+    # Lambda time is the whole cleanup's, both stages' invocations.
+    assert run.invocations == first.invocations + second.invocations
+    assert run.lambda_seconds == pytest.approx(first.lambda_seconds + second.lambda_seconds)
+    assert run.lambda_seconds >= 0.95 * result.makespan
+
+    # Where the time went adds up to the makespan; the hand-over cost next to nothing: the
+    # deletions under way went on in IoT, so the same cleanup as one resource is no faster.
+    lost = losses(result)
+    assert lost.bound + lost.slots_part + lost.report == pytest.approx(result.makespan)
+    assert len(lost.pauses) == 1 and lost.hand_overs <= 5
+    lifted = run_contender(scenario, "handler", handler, cap_lifted=True)
+    assert lifted.stages == 1 and lifted.runs[0].stages[0].timeout is None
+    assert abs(result.makespan - lifted.makespan) <= 0.01 * result.bound
+
+
+def test_a_stage_after_the_one_that_finished_completes_at_once_and_deletes_nothing() -> None:
+    sim = SimTime()
+    lifecycle, ids = lifecycle_for(sim, 600, 70)  # 70 deletions of 10 min: 4,200 s
+    run = ResourceRun(job_ids=ids)
+    timing = handler.Timing()
+
+    sim.run(
+        [
+            lambda: run_handler(
+                handler, lifecycle, sim, run, timing=timing, latency=0.05, seed=1,
+                lambda_timeout=370, total_timeout=3 * 3600,
+            )
+        ]
+    )  # fmt: skip
+
+    assert not run.failure and lifecycle.job_ids() == []
+    assert [stage.handed_over for stage in run.stages] == [True, False, False]
+    third = run.stages[2]
+    assert third.seconds < 60 and third.first_deletion is None
+    assert run.finished is not None and run.finished - run.started < 4200 * 1.05
+
+
+def test_the_last_stage_fails_the_destroy_and_names_what_is_left() -> None:
+    sim = SimTime()
+    lifecycle, ids = lifecycle_for(sim, 120, 5)
+    lifecycle.hold_slots(10, seconds=1e9)  # other stacks hold every slot for good
+    run = ResourceRun(job_ids=ids)
+
+    sim.run(
+        [
+            lambda: run_handler(
+                handler, lifecycle, sim, run, timing=handler.Timing(), latency=0.05, seed=1,
+                lambda_timeout=370, total_timeout=2 * 3600,
+            )
+        ]
+    )  # fmt: skip
+
+    assert [stage.handed_over for stage in run.stages] == [True, False]
+    assert run.failure.startswith("CleanupTimeoutError: Stage 2 of 2, the last, timed out after"), run.failure
+    assert "with 5 of 5 jobs not deleted" in run.failure
+    assert run.finished is not None and 7200 - 60 <= run.finished <= 7200
+
+
 def test_the_benchmark_gives_the_same_numbers_in_every_process() -> None:
     """Set order must not leak into the schedule: Python salts string hashes per process."""
     import os
@@ -120,7 +228,8 @@ def test_the_benchmark_gives_the_same_numbers_in_every_process() -> None:
             "PYTHONHASHSEED": seed,
             "PYTHONPATH": os.pathsep.join(str(root / part) for part in ("constructs", "lambda", ".")),
         }
-        only = "N=100 T=30s|drain: 20 running"  # a scheduling scenario and a rate-limited drain
+        # a scheduling scenario, one of two stages (and its twin, cap lifted), a rate-limited drain
+        only = "N=100 T=30s|N=100 T=10min|drain: 20 running"
         command = [sys.executable, "-m", "benchmarks.run", "--only", only, "--contenders", "handler"]
         result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr
@@ -128,7 +237,8 @@ def test_the_benchmark_gives_the_same_numbers_in_every_process() -> None:
 
     assert outputs[0] == outputs[1]
     assert "drain: 20 running" in outputs[0]
-    assert "worst makespan/bound" in outputs[0] and "(the 2 scenarios run, worst:" in outputs[0]
+    assert "stages 2 hand-overs 1" in outputs[0] and "one resource, cap lifted" in outputs[0]
+    assert "worst makespan/bound" in outputs[0] and "(the 3 scenarios run, worst:" in outputs[0]
 
 
 # --------------------------------------------------------------------------- selectors at scale, drain
