@@ -199,9 +199,9 @@ def test_the_demo_runtime_jobs_go_and_every_kind_of_bystander_stays_as_it_was(de
 
 def test_deployed_jobs_report_the_state_and_executions_a_fleet_leaves_them_in(demo_assembly: Path) -> None:
     plans = rehearse.read_assembly(demo_assembly)
-    with rehearse.iot_endpoint(rehearse.ScaledClock(FAST), rehearse.DeletionTime(60)) as (url, lifecycle):
-        rehearse.provision(plans, url, lifecycle)
-        iot = rehearse.iot_client(url)
+    with rehearse.iot_endpoint(rehearse.ScaledClock(FAST), rehearse.DeletionTime(60)) as iot_endpoint:
+        rehearse.provision(plans, iot_endpoint)
+        iot = iot_endpoint.iot()
         wave = iot.describe_job(jobId="ota-firmware-2-4-1-wave-01")["job"]
         sync = iot.describe_job(jobId="fleet-config-sync")["job"]
 

@@ -7,17 +7,23 @@ Its modules, in the order a rehearsal uses them (each imports only those above i
 
 - ``base``: ``RehearsalError``, the offline account and region, ``ScaledClock``;
 - ``oracle``: which jobs should go (a cleanup's ``Filters``, judged apart from the handler's);
-- ``assembly``: reading a cloud assembly: stacks, cleanup resources and their properties
-  (intrinsic functions by ``cfn``), the handler functions behind a ServiceToken;
-- ``endpoint``: moto's server on loopback, with the emulator's IoT and stack records;
+- ``assembly``: reading a cloud assembly: stacks (of nested assemblies and nested stacks too,
+  each with its region and dependencies), cleanup resources (a cleanup's stages) and their
+  properties (intrinsic functions by ``cfn``, imports of the assembly's exports), the handler
+  functions behind a ServiceToken;
+- ``order``: CloudFormation's deletion order: what must be gone before each cleanup resource;
+- ``endpoint``: moto's server on loopback, with an emulated IoT and stack records per region;
 - ``handlers``: handler modules loaded from the asset folder, one request run with them as
   the Provider does (``provider.run_request``), its ``Outcome``;
 - ``stacks``: what CloudFormation keeps between the phases and how it sends requests;
   ``Hooks``, the seam tests use;
 - ``fleet``: thing groups, things and jobs, the runtime actor and its bystanders;
-- ``deploy``, ``update``, ``destroy``: the phases;
+- ``deploy``, ``update``: the phases before the destroy;
+- ``teardown``: the destroy's requests sent in CloudFormation's order, the stacks' parts;
 - ``view``: the destroy's live view; ``report``: the ``Report`` and its summary;
-- ``command``: ``rehearse()``, argument parsing and ``main``; ``__main__``: ``python -m``.
+- ``destroy``: the destroy phase, judged;
+- ``command``: ``rehearse()``, the scenarios, argument parsing and ``main``; ``__main__``:
+  ``python -m``.
 """
 
 from __future__ import annotations
@@ -28,10 +34,11 @@ from .assembly import CleanupResource, HandlerFunction, StackPlan, read_assembly
 from .base import ACCOUNT, REGION, RehearsalError, ScaledClock
 from .command import main, rehearse
 from .deploy import provision
-from .endpoint import free_port, iot_client, iot_endpoint
+from .endpoint import Endpoint, free_port, iot_client, iot_endpoint
 from .fleet import RuntimeJob, runtime_statuses
 from .handlers import HandlerRequest, Outcome, load_handler
 from .oracle import Filters, JobFacts
+from .order import DeletionOrder
 from .report import Report, print_summary
 from .stacks import Hooks
 
@@ -39,6 +46,8 @@ __all__ = [
     "ACCOUNT",
     "REGION",
     "CleanupResource",
+    "DeletionOrder",
+    "Endpoint",
     "Filters",
     "HandlerFunction",
     "HandlerRequest",

@@ -18,7 +18,18 @@ handler asks for its stack's status), then plays CloudFormation:
   (``UPDATE_IN_PROGRESS``), then Delete to the ones the new template no longer has
   (``UPDATE_COMPLETE_CLEANUP_IN_PROGRESS``), and checks that no job was touched;
 - **destroy**: sends every cleanup resource whose ``DeletionPolicy`` is not ``Retain`` its
-  Delete, all in parallel (``DELETE_IN_PROGRESS``).
+  Delete in CloudFormation's order (``DELETE_IN_PROGRESS``): a resource once every resource that
+  depends on it (``DependsOn``, ``Ref``, ``Fn::GetAtt``, ``Fn::Sub``) is gone, the independent
+  ones in parallel; a nested stack as one resource of its parent; a stack once the stacks that
+  depend on it (the manifest's ``dependencies``) are gone (cdk destroy deletes unrelated stacks
+  one at a time; here they go at once, the harder case for the deletion slots). The stages of a
+  cleanup longer than an hour follow from it: stage k depends on stage k + 1, so they run one
+  after another, and a stage that runs out of time with jobs left hands them over to the next.
+
+Stacks come from the cloud assembly, its nested cloud assemblies (a ``Stage``'s ``assembly-*``
+folders) and nested stacks; each region has its own emulated IoT, with its own 10 deletion
+slots. ``--scenario long`` makes the deletions slow enough that the largest cleanup of stages
+takes more than an hour, and time run faster, so its stages hand over in a few seconds.
 
 Each request runs the handler code from the asset folder in the cloud assembly (what would
 really be uploaded) the way the Provider framework does: ``on_event`` once, then
@@ -35,29 +46,65 @@ cleanup. Every other job must be left exactly as it was, neither deleted nor can
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from ..cfn import RESOURCE_TYPE, UnresolvableError
-from .assembly import StackPlan, read_assembly
+from .assembly import CleanupResource, StackPlan, read_assembly
 from .base import RehearsalError, ScaledClock, require_emulator
 from .deploy import deploy_phase, provision
 from .destroy import Contention, destroy
-from .endpoint import iot_endpoint
-from .fleet import RuntimeActor
+from .endpoint import Endpoint, iot_endpoint
+from .fleet import RuntimeActor, runtime_statuses
 from .handlers import Outcome
 from .report import Report, print_summary
 from .stacks import Hooks, Stacks
 from .update import checked_update
 
-if TYPE_CHECKING:
-    from ..emulator import DeletionLifecycle
-
-__all__ = ["PROG", "main", "rehearse"]
+__all__ = ["PROG", "SCENARIOS", "long_deletion_seconds", "main", "rehearse"]
 
 PROG = "python -m iot_job_cleanup.rehearse"
+SCENARIOS = ("calm", "contended", "long")
+# Each scenario's time factor and deletion time, unless given (long: see long_deletion_seconds).
+TIME_FACTORS = {"calm": 30.0, "contended": 30.0, "long": 400.0}
+DELETION_SECONDS = 60.0
+STAGE_SECONDS = 3600.0  # one stage's time: CloudFormation's limit for a custom resource
+SLOTS = 10
+
+
+def long_deletion_seconds(plans: list[StackPlan]) -> float:
+    """How long a deletion takes in the long scenario: so long that the largest cleanup of
+    stages (the most rounds of 10 deletions) needs more than its first stage's hour and less
+    than all of its stages' time, whatever its size. Without such a cleanup there is no long
+    teardown to rehearse: the assembly cannot be rehearsed so."""
+    staged: dict[str, list[CleanupResource]] = {}
+    for plan in plans:
+        for cleanup in plan.cleanups:
+            if cleanup.stages > 1 and not cleanup.retained:
+                staged.setdefault(cleanup.cleanup, []).append(cleanup)
+    if not staged:
+        raise RehearsalError(
+            "--scenario long rehearses a cleanup longer than an hour, through its stages (one custom "
+            "resource per hour of total_timeout, Stage and Stages properties); no cleanup resource "
+            "of the assembly has stages. Give a cleanup total_timeout=Duration.hours(2) or more, "
+            "synthesize, and rehearse again."
+        )
+
+    def rounds(stages: list[CleanupResource]) -> int:
+        first = stages[0]
+        jobs = len(first.job_ids) + (len(runtime_statuses(first)) if first.filters.given else 0)
+        return max(1, math.ceil(jobs / SLOTS))
+
+    def total_seconds(stages: list[CleanupResource]) -> float:
+        return sum(float(stage.properties.get("TotalTimeoutSeconds") or STAGE_SECONDS) for stage in stages)
+
+    largest = max(staged.values(), key=rounds)
+    # Past the first hour by half of what the other stages give, at most half an hour.
+    target = STAGE_SECONDS + min(1800.0, (total_seconds(largest) - STAGE_SECONDS) / 2)
+    return math.ceil(target / rounds(largest))
 
 
 def _plans(
@@ -87,8 +134,8 @@ def rehearse(
     update_from: Path | None = None,
     parameters: Mapping[str, str] | None = None,
     scenario: str = "calm",
-    time_factor: float = 30.0,
-    deletion_seconds: float = 60.0,
+    time_factor: float | None = None,
+    deletion_seconds: float | None = None,
     seconds_per_target: float = 0.0,
     other_stacks_slots: int | None = None,
     out: TextIO | None = None,
@@ -97,11 +144,17 @@ def rehearse(
     hooks: Hooks | None = None,
 ) -> Report:
     """Deploy (OLD first with ``update_from``), update, destroy; the report of what became of
-    every job. ``hooks``: where a test steps in (see ``Hooks``)."""
+    every job. ``time_factor`` and ``deletion_seconds``: the scenario's unless given.
+    ``hooks``: where a test steps in (see ``Hooks``)."""
     require_emulator()
     from ..emulator import DeletionTime
 
+    if scenario not in SCENARIOS:
+        raise RehearsalError(f"--scenario {scenario}: there is no such scenario ({', '.join(SCENARIOS)}).")
     plans, old_plans, left_alone = _plans(cdk_out, update_from, stacks, dict(parameters or {}))
+    if deletion_seconds is None:
+        deletion_seconds = long_deletion_seconds(plans) if scenario == "long" else DELETION_SECONDS
+    time_factor = time_factor if time_factor is not None else TIME_FACTORS[scenario]
     out = out or sys.stdout
     live = out.isatty() if live is None else live
     contended = scenario == "contended"
@@ -120,11 +173,19 @@ def rehearse(
         out.write(
             f"update: {', '.join(left_alone)} not in {cdk_out}: cdk deploy leaves it alone; not rehearsed\n"
         )
+    regions = list(dict.fromkeys(plan.region for plan in old_plans + plans))
+    if len(regions) > 1:
+        out.write(f"Regions: {', '.join(regions)}, each with its own IoT and its own 10 deletion slots.\n")
+    if scenario == "long":
+        out.write(
+            "The long scenario: a deletion takes long enough that the largest cleanup of stages needs "
+            "more than an hour; a stage that runs out of time hands its jobs over to the next.\n"
+        )
     clock = ScaledClock(time_factor)
     deletion = DeletionTime(deletion_seconds, seconds_per_target)
-    with iot_endpoint(clock, deletion, list_lag) as (endpoint, lifecycle):
-        record = Stacks(endpoint, lifecycle, clock, out, hooks)
-        actor = RuntimeActor(endpoint, lifecycle, record.say)
+    with iot_endpoint(clock, deletion, list_lag, regions) as endpoint:
+        record = Stacks(endpoint, clock, out, hooks, plans=old_plans + plans)
+        actor = RuntimeActor(endpoint, record.say)
         report = _phases(record, actor, plans, old_plans, cdk_out, update_from)
         if not report.stopped:
             destroyed = destroy(
@@ -145,9 +206,9 @@ def _phases(
 ) -> Report:
     """Deploy, the runtime actor, the update: a report of the update (``stopped``: why the
     rehearsal stops before the destroy)."""
-    lifecycle = record.lifecycle
+    endpoint = record.endpoint
     first = old_plans if update_from is not None else plans
-    provision(first, record.endpoint, lifecycle)
+    provision(first, endpoint)
     deployed, stopped = deploy_phase(record, first, update_from or cdk_out)
     if not stopped:
         actor.play(first)  # while the stack lives, jobs are created at runtime
@@ -159,7 +220,7 @@ def _phases(
         if not stopped:
             actor.play(plans)  # for cleanups the update added or whose filters it changed
     if stopped:
-        return _stopped(lifecycle, [o for o in deployed + update_outcomes if o.state != "complete"], stopped)
+        return _stopped(endpoint, [o for o in deployed + update_outcomes if o.state != "complete"], stopped)
     return Report(
         outcomes=[],
         jobs_left=[],
@@ -173,13 +234,13 @@ def _phases(
     )
 
 
-def _stopped(lifecycle: DeletionLifecycle, outcomes: list[Outcome], stopped: str) -> Report:
+def _stopped(endpoint: Endpoint, outcomes: list[Outcome], stopped: str) -> Report:
     return Report(
         outcomes=[],
         jobs_left=[],
         bystanders_touched=[],
-        iot_calls=dict(lifecycle.calls),
-        limit_exceeded=lifecycle.refusals["LimitExceededException"],
+        iot_calls=endpoint.calls(),
+        limit_exceeded=endpoint.refusals("LimitExceededException"),
         simulated_seconds=0.0,
         update_outcomes=outcomes,
         stopped=stopped,
@@ -225,12 +286,19 @@ def parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--stack", action="append", dest="stacks", help="only these stacks (repeatable)")
     parser.add_argument(
         "--scenario",
-        choices=["calm", "contended"],
+        choices=SCENARIOS,
         default="calm",
-        help="contended: other stacks' cleanups hold every slot and race ours for each freed one",
+        help="contended: other stacks' cleanups hold every slot and race ours for each freed one; "
+        "long: deletions so slow that a cleanup of stages takes more than an hour (time x400)",
     )
-    parser.add_argument("--time-factor", type=float, default=30.0, help="simulated seconds per wall second")
-    parser.add_argument("--deletion-seconds", type=float, default=60.0, help="how long one deletion takes")
+    parser.add_argument(
+        "--time-factor", type=float, help="simulated seconds per wall second (30; the long scenario: 400)"
+    )
+    parser.add_argument(
+        "--deletion-seconds",
+        type=float,
+        help="how long one deletion takes (60; the long scenario: enough for more than an hour)",
+    )
     parser.add_argument(
         "--seconds-per-target", type=float, default=0.0, help="extra deletion time per target"
     )
@@ -244,7 +312,9 @@ def main(
 ) -> int:
     arguments = parser(prog)
     args = arguments.parse_args(argv)
-    if args.time_factor <= 0 or not 0 <= (args.other_stacks_slots or 0) <= 10:
+    if (args.time_factor is not None and args.time_factor <= 0) or not 0 <= (
+        args.other_stacks_slots or 0
+    ) <= 10:
         arguments.error("--time-factor must be positive and --other-stacks-slots between 0 and 10")
     try:
         report = run(

@@ -5,29 +5,31 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .assembly import StackPlan
 from .base import BYSTANDER_JOB
-from .endpoint import iot_client
+from .endpoint import Endpoint
 from .fleet import group_arn, thing_arn
 from .handlers import Outcome
 from .stacks import Stacks
 
-if TYPE_CHECKING:
-    from ..emulator import DeletionLifecycle
-
 __all__ = ["deploy_phase", "provision"]
 
 
-def provision(plans: list[StackPlan], endpoint: str, lifecycle: DeletionLifecycle) -> None:
-    """Create what the stacks would have: groups, things, and the jobs their cleanups name.
+def provision(plans: list[StackPlan], endpoint: Endpoint) -> None:
+    """Create what the stacks would have, each in its region's IoT: groups, things, and the
+    jobs their cleanups name, and in each region one bystander job no cleanup owns.
 
     Jobs are created over the wire, then put in the state a fleet leaves them in by teardown
     time: COMPLETED, or IN_PROGRESS where the resource deletes with force (a continuous job).
     What exists already (an update) is left exactly as it is.
     """
-    iot = iot_client(endpoint)
+    for region in dict.fromkeys(plan.region for plan in plans):
+        _provision_region([plan for plan in plans if plan.region == region], endpoint, region)
+
+
+def _provision_region(plans: list[StackPlan], endpoint: Endpoint, region: str) -> None:
+    iot, lifecycle = endpoint.iot(region), endpoint.lifecycle(region)
     existing_groups, existing_things = lifecycle.thing_group_names(), lifecycle.thing_names()
     targets: list[str] = []
     for plan in plans:
@@ -41,7 +43,7 @@ def provision(plans: list[StackPlan], endpoint: str, lifecycle: DeletionLifecycl
             iot.create_thing(thingName=thing)
             for group in plan.thing_groups[:1]:
                 iot.add_thing_to_thing_group(thingGroupName=group, thingName=thing)
-        targets = [group_arn(group) for group in plan.thing_groups[:1]] or [thing_arn(things[0])]
+        targets = [group_arn(g, region) for g in plan.thing_groups[:1]] or [thing_arn(things[0], region)]
         for cleanup in plan.cleanups:
             namespace = cleanup.properties.get("NamespaceId")
             for job_id in cleanup.job_ids:

@@ -1,20 +1,23 @@
 """The destroy: every cleanup resource whose ``DeletionPolicy`` is not ``Retain`` gets its
-Delete, all in parallel (``DELETE_IN_PROGRESS``), while the view shows the slots; then the
-jobs are judged against what the oracle expected of them."""
+Delete in CloudFormation's order (``teardown``: after the resources that depend on it, the
+independent ones in parallel; each stack after the stacks that depend on it), while the view
+shows each region's slots; then the jobs are judged against what the oracle expected of them."""
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 
 from .assembly import CleanupResource, StackPlan
 from .base import KEPT
+from .endpoint import Endpoint
 from .fleet import RuntimeActor, RuntimeJob
-from .handlers import HandlerRequest, Outcome
-from .oracle import JobFacts, job_facts, selected_jobs
+from .handlers import Outcome
+from .oracle import JobFacts, JobKey, all_job_facts, in_region, selected_jobs
+from .order import DeletionOrder
 from .report import Report
 from .stacks import Stacks
+from .teardown import Teardown
 from .view import View
 
 __all__ = ["Contention", "Expected", "destroy"]
@@ -23,7 +26,7 @@ __all__ = ["Contention", "Expected", "destroy"]
 @dataclass(frozen=True)
 class Contention:
     """Other stacks' cleanups: the slots they hold at the start, for two deletion times, and
-    whether they race ours for every freed slot (the contended scenario)."""
+    whether they race ours for every freed slot (the contended scenario), in every region."""
 
     held: int = 0
     deletion_seconds: float = 60.0
@@ -34,40 +37,52 @@ class Contention:
 class Expected:
     """Which jobs should go, decided before the destroy from what IoT holds."""
 
-    before: dict[str, JobFacts]
-    outside: set[str]  # other stacks' jobs
-    ours: set[str]  # named or selected by a resource that gets its Delete
-    retained: set[str]  # named or selected only by DeletionPolicy Retain resources
-    owned_before: set[str]  # any cleanup's before the update
+    before: dict[JobKey, JobFacts]
+    outside: set[JobKey]  # other stacks' jobs
+    ours: set[JobKey]  # named or selected by a resource that gets its Delete
+    retained: set[JobKey]  # named or selected only by DeletionPolicy Retain resources
+    owned_before: set[JobKey]  # any cleanup's before the update
 
-    def of(self, job_id: str) -> str:
+    def of(self, key: JobKey) -> str:
         """What should become of a job: "deleted", "kept" (DeletionPolicy Retain) or "left alone"."""
-        return "deleted" if job_id in self.ours else "kept" if job_id in self.retained else "left alone"
+        return "deleted" if key in self.ours else "kept" if key in self.retained else "left alone"
 
 
 def expect(
     outcomes: list[Outcome],
     plans: list[StackPlan],
     old_plans: list[StackPlan],
-    before: dict[str, JobFacts],
-    outside: set[str],
+    before: dict[JobKey, JobFacts],
+    outside: set[JobKey],
 ) -> Expected:
-    for outcome in outcomes:  # which jobs should go is decided here, from what IoT holds
-        outcome.selected = selected_jobs(outcome.resource, before, outside)
+    def selected(cleanup: CleanupResource) -> list[str]:
+        excluded = {job_id for region, job_id in outside if region == cleanup.region}
+        return selected_jobs(cleanup, in_region(before, cleanup.region), excluded)
 
-    def jobs_of(cleanup: CleanupResource) -> list[str]:
-        return [*cleanup.job_ids, *selected_jobs(cleanup, before, outside)]
+    for outcome in outcomes:  # which jobs should go is decided here, from what IoT holds
+        outcome.selected = selected(outcome.resource)
+
+    def keys_of(cleanup: CleanupResource) -> list[JobKey]:
+        return [(cleanup.region, job_id) for job_id in [*cleanup.job_ids, *selected(cleanup)]]
 
     current = {(c.stack, c.logical_id) for plan in plans for c in plan.cleanups}
     removed = [c for plan in old_plans for c in plan.cleanups if (c.stack, c.logical_id) not in current]
-    retained = {job for o in outcomes if o.state == "retained" for job in o.jobs}
+    retained = {key for o in outcomes if o.state == "retained" for key in o.keys}
     return Expected(
         before,
         outside,
-        ours={job for o in outcomes if o.state != "retained" for job in o.jobs},
-        retained=retained | {job for c in removed if c.retained for job in jobs_of(c)},  # kept by the update
-        owned_before={job for plan in old_plans for c in plan.cleanups for job in jobs_of(c)},
+        ours={key for o in outcomes if o.state != "retained" for key in o.keys},
+        retained=retained | {key for c in removed if c.retained for key in keys_of(c)},  # kept by the update
+        owned_before={key for plan in old_plans for c in plan.cleanups for key in keys_of(c)},
     )
+
+
+def _first_of_each_cleanup(outcomes: list[Outcome]) -> list[Outcome]:
+    """One outcome per cleanup: a cleanup's stages share its jobs (and its runtime jobs)."""
+    seen: dict[str, Outcome] = {}
+    for outcome in outcomes:
+        seen.setdefault(outcome.resource.cleanup, outcome)
+    return list(seen.values())
 
 
 def destroy(
@@ -80,7 +95,8 @@ def destroy(
     live: bool,
     refresh_seconds: float,
 ) -> Report:
-    lifecycle = stacks.lifecycle
+    endpoint = stacks.endpoint
+    order = DeletionOrder.of(plans)
     outcomes = [
         Outcome(cleanup, state="retained", reason=KEPT)
         if cleanup.retained
@@ -88,77 +104,107 @@ def destroy(
         for plan in plans
         for cleanup in plan.cleanups
     ]
-    requests = [stacks.prepare(outcome) for outcome in outcomes if outcome.state != "retained"]
-    outside: list[str] = []
-    if contention.held:
-        outside = lifecycle.hold_slots(contention.held, seconds=2 * contention.deletion_seconds)
+    names = {(o.resource.stack, o.resource.logical_id): o.resource.name for o in outcomes}
+    for outcome in outcomes:
+        key = (outcome.resource.stack, outcome.resource.logical_id)
+        outcome.waited_for = [names[k] for k in order.nearest(key) if k in names]
+    requests = {
+        (o.resource.stack, o.resource.logical_id): stacks.prepare(o)
+        for o in outcomes
+        if o.state != "retained"
+    }
+    outside: set[JobKey] = set()
+    for region, lifecycle in endpoint.lifecycles.items() if contention.held else ():
+        held = lifecycle.hold_slots(contention.held, seconds=2 * contention.deletion_seconds)
         if contention.racing:  # more of their cleanups race ours for every freed slot
-            outside += lifecycle.queue_outside_deletions(
+            held += lifecycle.queue_outside_deletions(
                 contention.held, contention.deletion_seconds, retry_seconds=1
             )
-    expected = expect(outcomes, plans, old_plans, job_facts(lifecycle), set(outside))
-    runtime = [job for o in outcomes for job in actor.jobs_for(o.resource)]
-    actor.observe_listings([o.resource for o in outcomes], runtime)
+        outside |= {(region, job_id) for job_id in held}
+    expected = expect(outcomes, plans, old_plans, all_job_facts(endpoint.lifecycles), outside)
+    firsts = _first_of_each_cleanup(outcomes)
+    runtime = [job for o in firsts for job in actor.jobs_for(o.resource)]
+    actor.observe_listings([o.resource for o in firsts], runtime)
     for job in runtime:
-        job.expected = expected.of(job.job_id)
+        job.expected = expected.of((job.region, job.job_id))
     _announce(stacks, plans, outcomes, expected)
-    view = View(stacks.out, stacks.clock, lifecycle, outcomes, live)
-    _run_in_parallel(requests, view, live, refresh_seconds)
-    for plan in plans:
-        failed = any(o.state == "failed" for o in outcomes if o.resource.stack == plan.name)
-        stacks.set_status(plan.name, "DELETE_FAILED" if failed else "DELETE_COMPLETE")
-    return _judged(stacks, outcomes, expected, runtime, view.elapsed())
+    view = View(stacks.out, stacks.clock, endpoint, outcomes, live)
+    teardown = Teardown(stacks, plans, outcomes, requests, order, view.origin)
+    _play(teardown, view, live, refresh_seconds)
+    return _judged(endpoint, outcomes, expected, runtime, view.elapsed(), teardown)
 
 
 def _announce(stacks: Stacks, plans: list[StackPlan], outcomes: list[Outcome], expected: Expected) -> None:
     ours, retained = expected.ours, expected.retained
-    named = {job for o in outcomes for job in o.resource.job_ids}
+    named = {(o.resource.region, job) for o in outcomes for job in o.resource.job_ids}
     selected = (ours | retained) - named
     kept_note = f" ({len(retained - ours)} {KEPT})" if retained - ours else ""
-    for plan in plans:
-        stacks.set_status(plan.name, "DELETE_IN_PROGRESS")
+    tops = [plan for plan in plans if plan.parent is None]
+    first = [plan.name for plan in tops if not any(plan.name in other.dependencies for other in tops)]
+    later = ", ".join(plan.name for plan in tops if plan.name not in first)
     stacks.out.write(
-        f"destroy: {', '.join(plan.name for plan in plans)}: DELETE_IN_PROGRESS; "
+        f"destroy: {', '.join(first)}: DELETE_IN_PROGRESS"
+        f"{f' ({later} once the stacks that depend on them are gone)' if later else ''}; "
         f"{len(named)} jobs named by {len(outcomes)} cleanup resources"
         f"{f', {len(selected)} more their filters select' if selected else ''}{kept_note}, "
         f"{len(set(expected.before) - ours - retained)} others\n"
     )
 
 
-def _run_in_parallel(requests: list[HandlerRequest], view: View, live: bool, refresh_seconds: float) -> None:
-    """CloudFormation deletes resources that do not depend on each other in parallel."""
-    workers = [threading.Thread(target=request.run, daemon=True) for request in requests]
-    for worker in workers:
-        worker.start()
+def _play(teardown: Teardown, view: View, live: bool, refresh_seconds: float) -> None:
+    """Run the teardown while the view shows it (every 30 s simulated in a log)."""
+    teardown.begin()
     last_printed = -1.0
-    while any(worker.is_alive() for worker in workers):
+    while not teardown.over():
+        for line in teardown.take_events():
+            view.note(line)
         if live or view.elapsed() - last_printed >= 30:
             view.draw()
             last_printed = view.elapsed()
         time.sleep(refresh_seconds)
+    for line in teardown.take_events():
+        view.note(line)
     view.draw()
 
 
 def _judged(
-    stacks: Stacks, outcomes: list[Outcome], expected: Expected, runtime: list[RuntimeJob], elapsed: float
+    endpoint: Endpoint,
+    outcomes: list[Outcome],
+    expected: Expected,
+    runtime: list[RuntimeJob],
+    elapsed: float,
+    teardown: Teardown,
 ) -> Report:
-    lifecycle, before, ours, retained = stacks.lifecycle, expected.before, expected.ours, expected.retained
-    after = job_facts(lifecycle)
+    before, ours, retained = expected.before, expected.ours, expected.retained
+    after = all_job_facts(endpoint.lifecycles)
     for job in runtime:
-        job.after = after[job.job_id].status if job.job_id in after else "gone"
+        key = (job.region, job.job_id)
+        job.after = after[key].status if key in after else "gone"
+
+    def labels(keys: set[JobKey]) -> list[str]:
+        return sorted(endpoint.label(key) for key in keys)
+
+    calls_by_region = {}
+    for region, lifecycle in endpoint.lifecycles.items():
+        with lifecycle.locked():
+            calls_by_region[region] = dict(lifecycle.calls)
     return Report(
         outcomes=outcomes,
-        jobs_left=sorted(ours & set(after)),
+        jobs_left=labels(ours & set(after)),
         # Left alone means exactly as it was: not deleted, and not cancelled either (a drain).
-        bystanders_touched=sorted(
-            job
-            for job in set(before) - ours - expected.outside
-            if job not in after or after[job].status != before[job].status
+        bystanders_touched=labels(
+            {
+                key
+                for key in set(before) - ours - expected.outside
+                if key not in after or after[key].status != before[key].status
+            }
         ),
-        iot_calls=dict(lifecycle.calls),
-        limit_exceeded=lifecycle.refusals["LimitExceededException"],
+        iot_calls=endpoint.calls(),
+        limit_exceeded=endpoint.refusals("LimitExceededException"),
         simulated_seconds=elapsed,
-        jobs_kept=sorted((retained - ours) & set(after)),
-        jobs_released=sorted((expected.owned_before - ours - retained) & set(after)),
+        jobs_kept=labels((retained - ours) & set(after)),
+        jobs_released=labels((expected.owned_before - ours - retained) & set(after)),
         runtime=runtime,
+        stacks=list(teardown.parts.values()),
+        iot_calls_by_region=calls_by_region if len(calls_by_region) > 1 else {},
     )

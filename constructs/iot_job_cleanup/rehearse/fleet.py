@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .assembly import CleanupResource, StackPlan
 from .base import ACCOUNT, REGION
-from .endpoint import iot_client
+from .endpoint import Endpoint
 from .oracle import Filters, JobFacts
 
 if TYPE_CHECKING:
@@ -39,12 +39,12 @@ RUNTIME_ID_PREFIX = "runtime-"
 SCHEDULED_AHEAD_SECONDS = 86_400.0
 
 
-def group_arn(name: str) -> str:
-    return f"arn:aws:iot:{REGION}:{ACCOUNT}:thinggroup/{name}"
+def group_arn(name: str, region: str = REGION) -> str:
+    return f"arn:aws:iot:{region}:{ACCOUNT}:thinggroup/{name}"
 
 
-def thing_arn(name: str) -> str:
-    return f"arn:aws:iot:{REGION}:{ACCOUNT}:thing/{name}"
+def thing_arn(name: str, region: str = REGION) -> str:
+    return f"arn:aws:iot:{region}:{ACCOUNT}:thing/{name}"
 
 
 @dataclass
@@ -53,9 +53,10 @@ class RuntimeJob:
     filter (``why`` empty), or a bystander that misses one (``why`` says which)."""
 
     job_id: str
-    cleanup: str  # the name of the cleanup resource it is shown with
+    cleanup: str  # the cleanup it is shown with (a cleanup resource, or a cleanup of stages)
     status: str  # the status the runtime actor left it in
     why: str = ""
+    region: str = REGION
     listing: str = ""  # a selected job: which of the handler's listings shows it (read from IoT)
     expected: str = ""  # at the destroy: "deleted", "left alone" or "kept" (DeletionPolicy Retain)
     after: str = ""  # after the destroy: "gone", or its status
@@ -109,13 +110,13 @@ def _runtime_specs(
 
 def play_runtime(
     plans: list[StackPlan],
-    endpoint: str,
-    lifecycle: DeletionLifecycle,
-    played: dict[Filters, list[RuntimeJob]],
+    endpoint: Endpoint,
+    played: dict[tuple[str, Filters], list[RuntimeJob]],
     say: Callable[[str], None],
 ) -> None:
-    """Play the creator of jobs at runtime, once for every set of filters a cleanup has
-    (``played``, filled here; a cleanup that an update renames keeps its jobs): create jobs its
+    """Play the creator of jobs at runtime, once for every set of filters a cleanup has in a
+    region (``played``, filled here; a cleanup that an update renames keeps its jobs, and the
+    stages of a cleanup share theirs): create jobs its
     filters select and bystanders, over the wire (CreateJob with tags), then put each in its
     status as devices and schedules would. Ids are generated from the filters.
 
@@ -124,13 +125,14 @@ def play_runtime(
     select after all is not created. IN_PROGRESS jobs of a cleanup with a drain time have
     devices that finish within half of it; a bystander's never do.
     """
-    iot = iot_client(endpoint)
-    everyone = [cleanup for plan in plans for cleanup in plan.cleanups]
     for plan in plans:
+        everyone = [c for other in plans if other.region == plan.region for c in other.cleanups]
+        iot, lifecycle = endpoint.iot(plan.region), endpoint.lifecycle(plan.region)
         for cleanup in plan.cleanups:
-            if cleanup.filters.given and cleanup.filters not in played:
-                played[cleanup.filters] = jobs = _play_for(cleanup, plan, everyone, iot, lifecycle)
-                say(f"runtime: {cleanup.name} selects {cleanup.filters.describe()}")
+            key = (cleanup.region, cleanup.filters)
+            if cleanup.filters.given and key not in played:
+                played[key] = jobs = _play_for(cleanup, plan, everyone, iot, lifecycle)
+                say(f"runtime: {cleanup.cleanup} selects {cleanup.filters.describe()}")
                 say(f"runtime:   created {_created_text(jobs)}")
 
 
@@ -147,10 +149,11 @@ def _play_for(
     for name in sorted({group, OTHER_GROUP} - lifecycle.thing_group_names() - {None}):
         iot.create_thing_group(thingGroupName=name)
     thing = (plan.things or [f"{plan.name}-rehearsal-device"])[0]
-    target = group_arn(group) if group else thing_arn(thing)
+    region = plan.region
+    target = group_arn(group, region) if group else thing_arn(thing, region)
     namespace = {"namespaceId": filters.namespace_id} if filters.namespace_id else {}
     jobs: list[RuntimeJob] = []
-    for why, job_id, targets, tags, status in _runtime_specs(cleanup, target, group_arn(OTHER_GROUP)):
+    for why, job_id, targets, tags, status in _runtime_specs(cleanup, target, group_arn(OTHER_GROUP, region)):
         facts = JobFacts(job_id, status, tuple(targets), tags, filters.namespace_id)
         if lifecycle.exists(job_id) or (why and any(c.filters.selects(facts) for c in everyone)):
             continue
@@ -167,7 +170,7 @@ def _play_for(
             **scheduled,
         )
         _put_in_status(lifecycle, job_id, status, None if why else cleanup.drain_seconds)
-        jobs.append(RuntimeJob(job_id, cleanup.name, status, why))
+        jobs.append(RuntimeJob(job_id, cleanup.cleanup, status, why, region=region))
     return jobs
 
 
@@ -199,29 +202,30 @@ def _put_in_status(lifecycle: DeletionLifecycle, job_id: str, status: str, drain
 
 
 class RuntimeActor:
-    """The runtime actor over a rehearsal: its jobs by filters, played once for each set."""
+    """The runtime actor over a rehearsal: its jobs by region and filters, played once for each."""
 
-    def __init__(self, endpoint: str, lifecycle: DeletionLifecycle, say: Callable[[str], None]) -> None:
-        self.endpoint, self.lifecycle, self.say = endpoint, lifecycle, say
-        self.played: dict[Filters, list[RuntimeJob]] = {}
+    def __init__(self, endpoint: Endpoint, say: Callable[[str], None]) -> None:
+        self.endpoint, self.say = endpoint, say
+        self.played: dict[tuple[str, Filters], list[RuntimeJob]] = {}
 
     def play(self, plans: list[StackPlan]) -> None:
-        play_runtime(plans, self.endpoint, self.lifecycle, self.played, self.say)
+        play_runtime(plans, self.endpoint, self.played, self.say)
 
     def jobs_for(self, cleanup: CleanupResource) -> list[RuntimeJob]:
         """The runtime actor's jobs for this cleanup's filters (a cleanup whose filters an update
         changed shows the jobs made for its new ones; the others are judged like any job)."""
-        return [replace(job, cleanup=cleanup.name) for job in self.played.get(cleanup.filters, [])]
+        made = self.played.get((cleanup.region, cleanup.filters), [])
+        return [replace(job, cleanup=cleanup.cleanup) for job in made]
 
     def observe_listings(self, cleanups: list[CleanupResource], runtime: list[RuntimeJob]) -> None:
         """Which of the handler's listings shows each selected runtime job, asked of IoT as the
         handler asks it (ListJobs by thing group, then SCHEDULED; or all jobs). The handler's
         own view is out of sight: this is what its listings can find. These ListJobs calls are
         the rehearsal's, not counted with the handler's."""
-        iot = iot_client(self.endpoint)
-        calls = 0
+        calls: dict[str, int] = {}
         for cleanup in cleanups:
-            jobs = [job for job in runtime if job.cleanup == cleanup.name and not job.why]
+            iot = self.endpoint.iot(cleanup.region)
+            jobs = [job for job in runtime if job.cleanup == cleanup.cleanup and not job.why]
             filters = cleanup.filters
             found: dict[str, str] = {}
             for name, listing in filters.listings() if jobs else []:
@@ -230,7 +234,7 @@ class RuntimeActor:
                 while True:
                     more = {"nextToken": token} if token else {}
                     page = iot.list_jobs(maxResults=250, **listing, **namespace, **more)
-                    calls += 1
+                    calls[cleanup.region] = calls.get(cleanup.region, 0) + 1
                     for job in page.get("jobs", []):
                         found.setdefault(job["jobId"], name)
                     token = page.get("nextToken")
@@ -238,7 +242,9 @@ class RuntimeActor:
                         break
             for job in jobs:
                 job.listing = found.get(job.job_id, "no listing shows it")
-        with self.lifecycle.locked():
-            self.lifecycle.calls["ListJobs"] -= calls
-            if self.lifecycle.calls["ListJobs"] <= 0:
-                del self.lifecycle.calls["ListJobs"]
+        for region, count in calls.items():
+            lifecycle = self.endpoint.lifecycle(region)
+            with lifecycle.locked():
+                lifecycle.calls["ListJobs"] -= count
+                if lifecycle.calls["ListJobs"] <= 0:
+                    del lifecycle.calls["ListJobs"]

@@ -43,6 +43,11 @@ def load_handler(function: HandlerFunction) -> ModuleType:
 
 @dataclass
 class Outcome:
+    """What became of one request. A destroy's states: waiting (for the resources that must be
+    gone first), deleting, complete, failed, retained (no Delete sent), handed over (a stage
+    k < n that ran out of time with jobs left: the next stage carries on; neither the cleanup's
+    success nor its failure) or not sent (it waited for a resource whose Delete failed)."""
+
     resource: CleanupResource
     state: str = "waiting"  # waiting | creating | updating | deleting | complete | failed | retained
     invocations: int = 0
@@ -53,11 +58,26 @@ class Outcome:
     iot_calls: int = 0  # IoT calls while it ran (counted for the requests run one at a time)
     stack_status: str = ""  # the stack's status while it ran
     selected: list[str] = field(default_factory=list)  # jobs its filters select, at the destroy
+    # Its part in the destroy, in simulated seconds since the destroy began:
+    started: float | None = None  # when its Delete was sent
+    ended: float | None = None
+    waited_for: list[str] = field(default_factory=list)  # the cleanup resources gone before it
+    deleted: dict[str, float] = field(default_factory=dict)  # job -> when it took its deletion
+    left: list[str] = field(default_factory=list)  # its jobs still there when it ended
 
     @property
     def jobs(self) -> list[str]:
         """The jobs it deletes (or keeps): those it names, then those its filters select."""
-        return [*self.resource.job_ids, *self.selected]
+        return list(dict.fromkeys([*self.resource.job_ids, *self.selected]))
+
+    @property
+    def keys(self) -> list[tuple[str, str]]:
+        """Its jobs as (region, job id)."""
+        return [(self.resource.region, job_id) for job_id in self.jobs]
+
+    @property
+    def handed_over(self) -> bool:
+        return self.state == "handed over"
 
 
 class HandlerRequest:
@@ -100,8 +120,10 @@ class HandlerRequest:
         def entry_point(function: HandlerFunction, name: str) -> EntryPoint:
             module = load_handler(function)
 
-            def client(service: str) -> Any:
-                return session.client(service, endpoint_url=endpoint, config=module.CLIENT_CONFIG)
+            def client(service: str) -> Any:  # in the stack's region, as in its Lambda
+                return session.client(
+                    service, endpoint_url=endpoint, region_name=cleanup.region, config=module.CLIENT_CONFIG
+                )
 
             return EntryPoint.of(
                 module,

@@ -11,7 +11,18 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:  # the emulator extra is imported only when a rehearsal runs
     from ..emulator import DeletionLifecycle
 
-__all__ = ["Filters", "JobFacts", "job_facts", "job_statuses", "selected_jobs"]
+__all__ = [
+    "Filters",
+    "JobFacts",
+    "JobKey",
+    "all_job_facts",
+    "in_region",
+    "job_facts",
+    "job_statuses",
+    "selected_jobs",
+]
+
+JobKey = tuple[str, str]  # (region, job id): IoT is per region, and one job id may be in two
 
 
 @dataclass(frozen=True)
@@ -121,6 +132,20 @@ def job_facts(lifecycle: DeletionLifecycle) -> dict[str, JobFacts]:
 
 def job_statuses(lifecycle: DeletionLifecycle) -> dict[str, str]:
     return {job_id: job.status for job_id, job in job_facts(lifecycle).items()}
+
+
+def all_job_facts(lifecycles: Mapping[str, DeletionLifecycle]) -> dict[JobKey, JobFacts]:
+    """Every job of every region's IoT now, by (region, job id)."""
+    return {
+        (region, job_id): facts
+        for region, lifecycle in lifecycles.items()
+        for job_id, facts in job_facts(lifecycle).items()
+    }
+
+
+def in_region(facts: Mapping[JobKey, JobFacts], region: str) -> dict[str, JobFacts]:
+    """One region's jobs of ``all_job_facts``, by job id."""
+    return {job_id: job for (where, job_id), job in facts.items() if where == region}
 
 
 def selected_jobs(cleanup: Selecting, facts: Mapping[str, JobFacts], exclude: set[str]) -> list[str]:

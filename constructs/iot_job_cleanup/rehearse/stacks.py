@@ -1,21 +1,19 @@
-"""What CloudFormation keeps between the phases (stack ids and statuses, physical ids) and how
-it sends a cleanup resource a request; ``Hooks``, the seam a test uses to misreport a stack's
-status or to change a request before it is run."""
+"""What CloudFormation keeps between the phases (stack ids and statuses, in each stack's region;
+a nested stack's record names its root and parent, as the handler reads them; physical ids)
+and how it sends a cleanup resource a request; ``Hooks``, the seam a test uses to misreport a
+stack's status or to change a request before it is run."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
-from .assembly import CleanupResource
+from .assembly import CleanupResource, StackPlan
 from .base import ACCOUNT, REGION, ScaledClock
-from .endpoint import session
+from .endpoint import Endpoint, session
 from .handlers import HandlerRequest, Outcome
-
-if TYPE_CHECKING:
-    from ..emulator import DeletionLifecycle
 
 __all__ = ["Hooks", "Stacks"]
 
@@ -34,18 +32,18 @@ class Stacks:
 
     def __init__(
         self,
-        endpoint: str,
-        lifecycle: DeletionLifecycle,
+        endpoint: Endpoint,
         clock: ScaledClock,
         out: TextIO,
         hooks: Hooks | None = None,
+        plans: list[StackPlan] | None = None,
     ) -> None:
         self.session = session()  # clients made here
         self.endpoint = endpoint
-        self.lifecycle = lifecycle
         self.clock = clock
         self.out = out
         self.hooks = hooks or Hooks()
+        self.plans: dict[str, StackPlan] = {plan.name: plan for plan in plans or []}
         self.stack_ids: dict[str, str] = {}
         self.physical_ids: dict[tuple[str, str], str] = {}
 
@@ -58,15 +56,24 @@ class Stacks:
 
         if self.hooks.stack_status is not None:
             status = self.hooks.stack_status(stack, status)
+        plan = self.plans.get(stack)
+        region = plan.region if plan is not None else REGION
         if stack in self.stack_ids:
-            set_stack_status(ACCOUNT, REGION, self.stack_ids[stack], status)
-        else:
-            stack_id = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{stack}/{uuid.uuid4()}"
-            self.stack_ids[stack] = emulated_stack(ACCOUNT, REGION, stack, status, stack_id=stack_id)
+            set_stack_status(ACCOUNT, region, self.stack_ids[stack], status)
+            return
+        name, nesting = stack, {}
+        if plan is not None and plan.parent is not None:
+            if plan.parent not in self.stack_ids:  # a parent's record comes first
+                self.set_status(plan.parent, status)
+            # CloudFormation names a nested stack <parent>-<logical id>-<suffix>; DescribeStacks
+            # tells its RootId and ParentId, and the handler follows the root's status.
+            name = f"{stack}-{uuid.uuid4().hex[:12].upper()}"
+            nesting = {"root_id": self.stack_ids[plan.root], "parent_id": self.stack_ids[plan.parent]}
+        stack_id = f"arn:aws:cloudformation:{region}:{ACCOUNT}:stack/{name}/{uuid.uuid4()}"
+        self.stack_ids[stack] = emulated_stack(ACCOUNT, region, name, status, stack_id=stack_id, **nesting)
 
     def iot_call_count(self) -> int:
-        with self.lifecycle.locked():
-            return sum(self.lifecycle.calls.values())
+        return sum(self.endpoint.calls().values())
 
     def request(
         self,
@@ -103,7 +110,7 @@ class Stacks:
         prepared = HandlerRequest(
             cleanup,
             outcome,
-            endpoint=self.endpoint,
+            endpoint=self.endpoint.url,
             clock=self.clock,
             stack_id=self.stack_ids[cleanup.stack],
             physical_id=physical_id or self.physical_ids.get((cleanup.stack, cleanup.logical_id)),

@@ -13,7 +13,7 @@ from .assembly import CleanupResource, StackPlan, handler_functions
 from .base import KEPT, RehearsalError
 from .deploy import provision
 from .handlers import Outcome
-from .oracle import job_statuses
+from .oracle import all_job_facts
 from .stacks import Stacks
 
 __all__ = ["SERVICE_TOKEN_REFUSAL", "UpdateResult", "checked_update", "refused"]
@@ -136,23 +136,28 @@ def checked_update(
 ) -> UpdateResult:
     """The update, checked to touch no job: its outcomes, why it stopped (if it did), the
     jobs it deleted or changed, and its DeleteJob calls. Then the new template's jobs."""
-    lifecycle = stacks.lifecycle
-    before, calls_before = job_statuses(lifecycle), lifecycle.calls["DeleteJob"]
+    endpoint = stacks.endpoint
+
+    def statuses() -> dict[tuple[str, str], str]:
+        return {key: job.status for key, job in all_job_facts(endpoint.lifecycles).items()}
+
+    before, calls_before = statuses(), endpoint.calls().get("DeleteJob", 0)
     outcomes, stopped = update_phase(stacks, old_plans, new_plans, source)
     if stopped:
         return outcomes, stopped, [], 0
-    after = job_statuses(lifecycle)
-    delete_calls = lifecycle.calls["DeleteJob"] - calls_before
-    touched = sorted(job for job, status in before.items() if after.get(job) != status)
-    shown = ", ".join(f"{job} ({after.get(job, 'gone')})" for job in touched[:5])
+    after = statuses()
+    delete_calls = endpoint.calls().get("DeleteJob", 0) - calls_before
+    touched = sorted(endpoint.label(key) for key, status in before.items() if after.get(key) != status)
+    after_of = {endpoint.label(key): status for key, status in after.items()}
+    shown = ", ".join(f"{job} ({after_of.get(job, 'gone')})" for job in touched[:5])
     more = f" and {len(touched) - 5} more" if len(touched) > 5 else ""
     stacks.say(
         f"update: {len(before)} jobs existed before the update, "
         f"{f'{len(touched)} touched: {shown}{more}' if touched else 'none touched'} "
         f"(DeleteJob calls during the update: {delete_calls})"
     )
-    provision(new_plans, stacks.endpoint, lifecycle)  # the jobs the new template names, if new
-    created = set(job_statuses(lifecycle)) - set(before)
+    provision(new_plans, endpoint)  # the jobs the new template names, if new
+    created = set(statuses()) - set(before)
     if created:
         stacks.say(f"update: created {len(created)} jobs the new template names")
     return outcomes, "", touched, delete_calls
