@@ -15,7 +15,12 @@ is apart from the ways in:
 - ``clients``: ``LifecycleClient`` and ``TaggingClient``, the same calls in-process, with
   the same errors and no HTTP;
 - ``stacks``: CloudFormation's stack records, ``emulated_stack``, ``set_stack_status``,
-  ``StackStatusClient``.
+  ``StackStatusClient``;
+- ``tagging``: ``emulated_tagging(lifecycle)``, ``emulated_iot``'s sibling: moto's Resource
+  Groups Tagging API answers the lifecycle's IoT jobs (off unless asked for: whether AWS's
+  does is unconfirmed);
+- ``serve``: ``python -m iot_job_cleanup.emulator``, the endpoint as a command (moto's
+  server on 127.0.0.1 until Ctrl-C or SIGTERM), and ``seed_demo``, its ``--demo`` fleet.
 
 Two ways in: ``emulated_iot()`` patches moto's IoT responses, so real boto3 clients talk
 to it through ``mock_aws`` or a ``ThreadedMotoServer``; ``LifecycleClient`` calls the same
@@ -44,8 +49,10 @@ from .jobs import (
     JobSnapshot,
 )
 from .model import DeletionLifecycle
+from .serve import DemoFleet, seed_demo
 from .stacks import StackRecord, StackStatusClient, emulated_stack, set_stack_status
 from .state import OutsideDeletion, RateLimit
+from .tagging import emulated_tagging
 from .wire import emulated_iot
 
 __all__ = [
@@ -56,6 +63,7 @@ __all__ = [
     "TERMINAL_STATUSES",
     "DeletionLifecycle",
     "DeletionTime",
+    "DemoFleet",
     "IotApiError",
     "JobSnapshot",
     "LifecycleClient",
@@ -66,5 +74,7 @@ __all__ = [
     "TaggingClient",
     "emulated_iot",
     "emulated_stack",
+    "emulated_tagging",
+    "seed_demo",
     "set_stack_status",
 ]
