@@ -164,6 +164,9 @@ class OtaFleetStack(cdk.Stack):
             thing_groups=[group],
             job_id_prefix=RUNTIME_PREFIX,
             drain=cdk.Duration.minutes(RUNTIME_DRAIN_MINUTES),
+            # Up to 3 hours in one cdk destroy: three stages of an hour (make demo
+            # REHEARSE_ARGS="--scenario long" shows them hand over).
+            total_timeout=cdk.Duration.hours(3),
         )
         rollout = lambda_.Function(
             self,
