@@ -59,10 +59,14 @@ def test_demo_stack_cleans_up_every_job_it_creates(demo_template: dict[str, Any]
 
 
 def resource(template: dict[str, Any], prefix: str, resource_type: str) -> tuple[str, dict[str, Any]]:
+    """The resource whose logical id starts with ``prefix`` (of a cleanup, its first stage,
+    not ``Stage2``...)."""
     (found,) = [
         (name, r)
         for name, r in template["Resources"].items()
-        if name.startswith(prefix) and r["Type"] == resource_type
+        if name.startswith(prefix)
+        and not name[len(prefix) :].startswith("Stage")
+        and r["Type"] == resource_type
     ]
     return found
 
