@@ -26,7 +26,7 @@ from __future__ import annotations
 from .aws import CLIENT_CONFIG, RUNNING_STATUSES, IotJobs
 from .backoff import Backoff
 from .contract import CleanupRequest, Selection
-from .discovery import Discovery, forget_cached_facts
+from .discovery import Discovery
 from .entry import (
     DEADLINE_KEY,
     ORDER_KEY,
@@ -48,7 +48,7 @@ from .errors import (
     TransientError,
 )
 from .report import MAX_MESSAGE_BYTES, CleanupProgress, timeout_message
-from .scheduling import DELETION_SLOTS, JobCleanup, devices_busy, execution_count
+from .scheduling import DELETION_SLOTS, JobCleanup, devices_busy, execution_count, forget_cached_facts
 from .stack import TEARDOWN_STATUSES, is_teardown, stack_status
 
 __all__ = [

@@ -235,12 +235,20 @@ class IotJobs:
 
     def deleting_job_ids(self) -> set[str]:
         """Every job in DELETION_IN_PROGRESS: ours and anyone else's (they share the slots)."""
+        return self.job_ids_with_status(DELETING)
+
+    def running_job_ids(self) -> set[str]:
+        """Every job IN_PROGRESS or SCHEDULED: two listings, not a look per job."""
+        return set().union(*(self.job_ids_with_status(status) for status in sorted(RUNNING_STATUSES)))
+
+    def job_ids_with_status(self, status: str) -> set[str]:
+        """Every job ListJobs gives in ``status`` (in the cleanup's namespace, if any)."""
         found: set[str] = set()
         token: str | None = None
         while True:
             page = self._call(
                 "list_jobs",
-                status=DELETING,
+                status=status,
                 maxResults=PAGE_SIZE,
                 **self._namespace,
                 **({"nextToken": token} if token else {}),

@@ -61,6 +61,8 @@ STACK_STATUS_ATTEMPTS = 4  # in on_event; is_complete asks again if they all fai
 # A Lambda timeout is a failed resource (the Provider reports it as FAILED): every loop
 # stops this many seconds before the invocation's own timeout.
 LAMBDA_MARGIN = 25.0  # more than one AWS call may take (connect 5 s + read 15 s)
+LINGER_SECONDS = 30.0  # how far past its poll window an is_complete may go on to end at a quiet moment
+INVOCATION_GAP = 2.0  # from an is_complete's return to the next one's first poll, besides the waiter's wait
 
 
 @dataclass(frozen=True)
@@ -414,7 +416,14 @@ def handle_is_complete(
     )
     metrics = _metrics(event, request, write_metrics, clock)
     on_poll = metrics.on_poll if metrics is not None else None
-    finished = cleanup.run_until(window_end, timing.poll_interval, on_poll=on_poll)
+    finished = cleanup.run_until(
+        window_end,
+        timing.poll_interval,
+        on_poll=on_poll,
+        # End at a quiet moment: a slot that frees while no invocation runs waits for the next.
+        linger_until=None if last_chance else min(hard_stop, window_end + LINGER_SECONDS),
+        quiet_for=timing.query_interval + INVOCATION_GAP,
+    )
     handing_over = (
         not finished and request.hands_on and last_chance and clock() >= give_up_at - timing.poll_interval
     )

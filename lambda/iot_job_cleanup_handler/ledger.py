@@ -162,10 +162,11 @@ class Ledger:
         named = entry.named if entry else bool(getattr(clearance, "named", False))
         self._move("deleting", job_id, named, Place.DELETING).started_at = at
 
-    def deleting(self, job_id: str, *, named: bool) -> None:
-        """Seen in DELETION_IN_PROGRESS (started by an earlier invocation, or the list lagged)."""
-        started = self.get(job_id).started_at if job_id in self else None
-        self._move("deleting", job_id, named, Place.DELETING).started_at = started
+    def deleting(self, job_id: str, *, named: bool, started_at: float | None = None) -> None:
+        """Seen in DELETION_IN_PROGRESS (started by an earlier invocation, or the list lagged);
+        ``started_at``: when our DeleteJob was accepted, if known (warm memory)."""
+        known = self.get(job_id).started_at if job_id in self else None
+        self._move("deleting", job_id, named, Place.DELETING).started_at = known or started_at
 
     def left_list(self, job_id: str) -> None:
         """No longer listed in DELETION_IN_PROGRESS: its slot is free; not yet seen gone."""

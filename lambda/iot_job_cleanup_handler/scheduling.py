@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from . import report
+from . import discovery, report
 from .aws import DELETING, RUNNING_STATUSES, IotJobs
 from .backoff import Backoff
 from .contract import CleanupRequest
@@ -41,6 +41,7 @@ __all__ = [
     "JobCleanup",
     "devices_busy",
     "execution_count",
+    "forget_cached_facts",
 ]
 
 logger = logging.getLogger("iot_job_cleanup")
@@ -48,7 +49,25 @@ logger = logging.getLogger("iot_job_cleanup")
 DELETION_SLOTS = 10  # IoT allows 10 jobs in DELETION_IN_PROGRESS per account and region.
 LOOKAHEAD = DELETION_SLOTS  # discovered jobs ready beyond the free slots, to refill at once
 FAST_POLL_INTERVAL = 0.5  # while one of our deletions is expected to finish
+FIRST_FINISH_POLL_INTERVAL = 1.0  # before any deletion of ours was seen to finish
 DRAIN_CHECK_INTERVAL = 10.0  # how often draining jobs are looked at: their devices take minutes
+DEFAULT_POLL_INTERVAL = 2.0  # the handler's default query interval
+PLAN_LOOKS_SECONDS = 60.0  # how long on_event describes named jobs to order them, deletions running
+
+
+# What a warm container remembers of a cleanup's deletions between invocations (the Provider
+# carries nothing from one is_complete to the next): how long its latest deletion took, and
+# when each of its deletions under way began. Keyed by the cleanup's marker; a cold
+# container starts without, and the handler works as well, only polling on the grid.
+_DURATIONS: dict[str, tuple[float, float]] = {}
+_STARTS: dict[tuple[str, str], float] = {}
+
+
+def forget_cached_facts() -> None:
+    """Start as a cold container would: no targets, tags or deletion times remembered."""
+    discovery.forget_cached_facts()
+    _DURATIONS.clear()
+    _STARTS.clear()
 
 
 def execution_count(job: Mapping[str, Any]) -> int:
@@ -111,13 +130,16 @@ class JobCleanup:
         self.deleting_anywhere: set[str] = set()  # every job in DELETION_IN_PROGRESS, at the last poll
         self.no_delete_before = 0.0
         self.last_poll_at: float | None = None
-        self.duration: tuple[float, float] | None = None  # the latest deletion: longer, at most
+        self.marker = marker
+        # The latest deletion: longer than, at most; remembered while the container is warm.
+        self.duration: tuple[float, float] | None = _DURATIONS.get(marker)
         self.walk: Discovery | None = None
         self.walk_found: set[str] = set()  # the jobs this walk found
         self.walks = 0  # how many walks began: each judges the jobs it finds afresh
         self._new_walk()
         self.drains_checked_at = -math.inf
         self.limit_exceeded = 0
+        self.plan_poll_interval = DEFAULT_POLL_INTERVAL  # how often the plan's looks pause to refill
 
     # -- applying what a look showed
 
@@ -131,7 +153,7 @@ class JobCleanup:
             logger.info("not selected: left alone", extra={"jobId": job_id, "why": look.why})
             self.ledger.not_ours(job_id, look.identity if look.job is not None else None, walk=self.walks)
         elif decision is Decision.DELETING:
-            self.ledger.deleting(job_id, named=named)
+            self._deleting(job_id, named=named)
             self.deleting_anywhere.add(job_id)
         elif decision is Decision.CANCEL:
             self._cancel(look, named=named)
@@ -140,6 +162,10 @@ class JobCleanup:
             self.ledger.drain(job_id, named=named, ends=ends)
         else:
             self.ledger.wait(job_id, named=named, front=True, clearance=self.guard.clear(look, named=named))
+
+    def _deleting(self, job_id: str, *, named: bool) -> None:
+        """Seen being deleted: with its start, if a warm container remembers our DeleteJob."""
+        self.ledger.deleting(job_id, named=named, started_at=_STARTS.get((self.marker, job_id)))
 
     def _cancel(self, look: Look, *, named: bool) -> None:
         assert self.request.drain is not None
@@ -159,44 +185,126 @@ class JobCleanup:
     # -- reading the state from IoT
 
     def plan(self) -> tuple[str, ...]:
-        """Describe every named job once, before deleting any: fail now on a job that needs
-        force, cancel running jobs to drain, and order the rest longest deletion first
-        (deletion time grows with a job's executions; starting the longest first keeps the
-        10 slots evenly busy to the end). Draining jobs come last.
+        """Start the first deletions at once, then order the rest while they run.
+
+        1. Which named jobs run: two listings (IN_PROGRESS, SCHEDULED), not a look per job.
+           Those are looked at (fresh) and decided now: one that needs force fails the
+           cleanup before anything is deleted; with a drain time it is cancelled and goes last.
+        2. The other named jobs fill the free slots at once, in list order, each deleted as
+           ``start_deletions`` deletes a named job (IoT itself refuses a running job without
+           force, and a refusal is looked at afresh; with a drain time each is looked at first).
+        3. While those deletions run, the rest are described and ordered longest deletion
+           first (deletion time grows with a job's executions; starting the longest first
+           keeps the 10 slots evenly busy to the end), for up to ``PLAN_LOOKS_SECONDS``; any
+           not described by then keep list order. Draining jobs come last.
         """
+        self.deleting_anywhere = self.iot.deleting_job_ids()
+        running = self.iot.running_job_ids() if not self.request.force else set()
         touched: list[str] = []
-        untouched: list[tuple[int, int, str]] = []
-        unplanned: list[str] = []  # not described before the hard stop: they keep list order
         drained: list[str] = []
+        ready: list[str] = []  # looked at in step 1 and deletable after all: go first
+        for job_id in self.request.job_ids:
+            listed = job_id in running or job_id in self.deleting_anywhere
+            if (
+                listed
+                and not self._held_back(job_id)
+                and self._plan_look(job_id, touched, drained) is not None
+            ):
+                ready.append(job_id)
+        fresh = [j for j in self.request.job_ids if self.ledger.place(j) is None and not self._held_back(j)]
+        first = [*ready, *fresh[: max(0, self.free_slots() - len(ready))]]
+        for job_id in first:
+            self.ledger.wait(job_id, named=True)
+        self.order = (*touched, *first)
+        self.planned = True
+        self.start_deletions()
+        waiting_first = []
+        for job_id in first:
+            place = self.ledger.place(job_id)
+            (
+                waiting_first if place is Place.WAITING else drained if place is Place.DRAINING else touched
+            ).append(job_id)
+        untouched: list[tuple[int, int, str]] = []
+        unplanned: list[str] = []  # not described in time: they keep list order
+        look_until = min(self.hard_stop, self.clock() + PLAN_LOOKS_SECONDS)
+        refill_at = self.clock() + self.plan_poll_interval
         for position, job_id in enumerate(self.request.job_ids):
-            if self.clock() >= self.hard_stop:
+            if self.ledger.place(job_id) is not None or self._held_back(job_id):
+                continue
+            if self.clock() >= look_until:
                 unplanned.append(job_id)
                 continue
-            look = self.guard.look(job_id, named=True)
-            if self.confine_to is not None and job_id not in self.confine_to and not look.gone:
-                logger.info("named, but not among the jobs confirmed: left alone", extra={"jobId": job_id})
-                self.ledger.held_back(job_id)
-                continue
-            decision, _ = self.guard.decide(look)  # a job that needs force fails the cleanup here
-            if decision is Decision.DELETE:
-                assert look.job is not None
-                untouched.append((-execution_count(look.job), position, job_id))
-                continue
-            self._apply(look, named=True)
-            if self.ledger.place(job_id) is Place.DRAINING:
-                drained.append(job_id)
-            elif self.ledger.place(job_id) is Place.WAITING:  # cancelled, then found deletable
-                untouched.append((0, position, job_id))
-            else:
-                touched.append(job_id)
-        pending = [*(job_id for *_, job_id in sorted(untouched)), *unplanned]
+            executions = self._plan_look(job_id, touched, drained)
+            if executions is not None:
+                untouched.append((-executions, position, job_id))
+            if self.clock() >= refill_at:  # slots freed meanwhile get the longest described so far
+                refill_at = self.clock() + self.plan_poll_interval
+                self._refill_while_planning(untouched, touched, waiting_first, drained)
+        pending = [*waiting_first, *(job_id for *_, job_id in sorted(untouched)), *unplanned]
         for job_id in pending:
-            self.ledger.wait(job_id, named=True)
-        self.order = (*touched, *pending, *drained)
-        self.planned = True
+            self.ledger.wait(job_id, named=True)  # in this order; one already in line stays
+        placed = {*touched, *pending, *drained}
+        gone = [j for j in self.request.job_ids if j not in placed and self.ledger.place(j) is Place.GONE]
+        self.order = (*gone, *touched, *pending, *drained)
         self.drained_tail = len(drained)
-        self.deleting_anywhere = self.iot.deleting_job_ids() | set(self.ledger.at(Place.DELETING))
+        self.deleting_anywhere |= set(self.ledger.at(Place.DELETING))
         return self.order
+
+    def _refill_while_planning(
+        self,
+        untouched: list[tuple[int, int, str]],
+        touched: list[str],
+        waiting: list[str],
+        drained: list[str],
+    ) -> None:
+        """During the plan's looks: a poll, and the longest jobs described so far into the
+        slots it shows free (started, they join the touched part of the order)."""
+        self.refresh()
+        free = self.free_slots() - len(self.ledger.queue)
+        if free <= 0 or not untouched:
+            return
+        untouched.sort()
+        chosen = [job_id for *_, job_id in untouched[:free]]
+        del untouched[:free]
+        for job_id in chosen:
+            self.ledger.wait(job_id, named=True)
+        self.start_deletions()
+        for job_id in chosen:
+            place = self.ledger.place(job_id)
+            (waiting if place is Place.WAITING else drained if place is Place.DRAINING else touched).append(
+                job_id
+            )
+
+    def _held_back(self, job_id: str) -> bool:
+        """Named, but outside the jobs an operator confirmed: reported, never touched."""
+        if self.confine_to is None or job_id in self.confine_to:
+            return False
+        if self.ledger.place(job_id) is None and self.guard.look(job_id, named=True, judge=False).gone:
+            self.ledger.gone(job_id, named=True)  # gone: nothing to hold back
+            return True
+        if self.ledger.place(job_id) is None:
+            logger.info("named, but not among the jobs confirmed: left alone", extra={"jobId": job_id})
+            self.ledger.held_back(job_id)
+        return True
+
+    def _plan_look(self, job_id: str, touched: list[str], drained: list[str]) -> int | None:
+        """A named job looked at for the plan and decided (one that needs force fails the
+        cleanup here): its execution count when it is to be deleted, else None once it is
+        placed (gone, being deleted, cancelled to drain)."""
+        look = self.guard.look(job_id, named=True)
+        decision, _ = self.guard.decide(look)
+        if decision is Decision.DELETE:
+            assert look.job is not None
+            return execution_count(look.job)
+        self._apply(look, named=True)
+        place = self.ledger.place(job_id)
+        if place is Place.DRAINING:
+            drained.append(job_id)
+        elif place is Place.WAITING:  # cancelled, then found deletable
+            return 0
+        else:
+            touched.append(job_id)
+        return None
 
     def survey(self) -> None:
         """At the start of an invocation: where the named jobs stand, from IoT."""
@@ -206,13 +314,13 @@ class JobCleanup:
         frontier = self._first_untouched(ids)
         for job_id in ids[:frontier]:
             if job_id in self.deleting_anywhere:
-                self.ledger.deleting(job_id, named=True)
+                self._deleting(job_id, named=True)
         for job_id in ids[frontier:]:
             if self.ledger.place(job_id) in (None, Place.WAITING):
                 self.ledger.wait(job_id, named=True)
         for job_id in drained:  # few: each looked at
             if job_id in self.deleting_anywhere:
-                self.ledger.deleting(job_id, named=True)
+                self._deleting(job_id, named=True)
             elif self.ledger.place(job_id) in (None, Place.WAITING):
                 look = self.guard.look(job_id, named=True, judge=False)
                 if look.gone:
@@ -235,7 +343,7 @@ class JobCleanup:
                 continue
             look = self.guard.look(job_id, named=False)
             if look.selected and look.status == DELETING:
-                self.ledger.deleting(job_id, named=False)
+                self._deleting(job_id, named=False)
             elif not look.selected and not look.gone:
                 self.ledger.not_ours(job_id, look.identity if look.job is not None else None, walk=self.walks)
 
@@ -275,9 +383,10 @@ class JobCleanup:
             began = started[job_id]
             assert began is not None
             if polled_before is not None and polled_before > began:
-                self.duration = (polled_before - began, self.last_poll_at - began)
+                self.duration = _DURATIONS[self.marker] = (polled_before - began, self.last_poll_at - began)
         for job_id in vanished:
             self.ledger.left_list(job_id)
+            _STARTS.pop((self.marker, job_id), None)
 
     def next_poll_in(self, poll_interval: float) -> float:
         """Poll fast while a deletion of ours is expected to finish, else every interval.
@@ -289,8 +398,12 @@ class JobCleanup:
         would keep taking back the slots it frees, and the others would wait.
         """
         others_deleting = {job_id for job_id in self.deleting_anywhere if job_id not in self.ledger}
-        if self.duration is None or others_deleting:
+        if others_deleting:
             return poll_interval
+        if self.duration is None:  # before our first finish: poll faster, unless told to go slower
+            ours = self.ledger.any_at(Place.DELETING)
+            quicker = ours and poll_interval <= DEFAULT_POLL_INTERVAL  # a slower interval was asked for
+            return min(poll_interval, FIRST_FINISH_POLL_INTERVAL) if quicker else poll_interval
         shortest, longest = self.duration
         now = self.clock()
         starts = [e.started_at for e in self.ledger.entries() if e.started_at is not None]
@@ -310,7 +423,7 @@ class JobCleanup:
             if look.gone:
                 self.ledger.gone(job_id, named=named)
             elif look.status == DELETING:  # the list lagged behind
-                self.ledger.deleting(job_id, named=named)
+                self._deleting(job_id, named=named)
                 self.deleting_anywhere.add(job_id)
             elif look.job is None:  # a refusal judged it not ours
                 self.ledger.not_ours(job_id)
@@ -371,7 +484,7 @@ class JobCleanup:
         if place in (Place.DELETING, Place.DRAINING, Place.WAITING):
             return
         if found.status == DELETING:
-            self.ledger.deleting(found.job_id, named=False)
+            self._deleting(found.job_id, named=False)
             self.deleting_anywhere.add(found.job_id)
             return
         self.ledger.wait(found.job_id, named=False, identity=found.identity)
@@ -453,6 +566,7 @@ class JobCleanup:
                 break
             if outcome == "started":
                 self.ledger.start(job_id, clearance, at=self.clock())
+                _STARTS[(self.marker, job_id)] = self.clock()
                 self.deleting_anywhere.add(job_id)
                 self.backoff.reset()
                 started += 1
@@ -482,7 +596,7 @@ class JobCleanup:
             if look.gone:
                 self.ledger.gone(job_id, named=True)
             elif look.status == DELETING:
-                self.ledger.deleting(job_id, named=True)
+                self._deleting(job_id, named=True)
                 self.deleting_anywhere.add(job_id)
                 stragglers += 1
             else:
@@ -507,12 +621,17 @@ class JobCleanup:
         poll_interval: float,
         on_poll: Callable[[JobCleanup], None] | None = None,
         stopping: Callable[[], bool] | None = None,
+        linger_until: float | None = None,
+        quiet_for: float = 0.0,
     ) -> bool:
         """Work until every job is gone (True) or ``stop_at`` comes (False).
 
         Transient IoT errors never escape: the step is retried after a backoff.
         ``on_poll`` sees the cleanup after every round (a progress view); once
         ``stopping()`` says so, no more deletions start and the call returns False.
+        With ``linger_until``, it stops at a quiet moment rather than at ``stop_at``: while a
+        deletion of ours is expected to finish within ``quiet_for`` (the gap until the next
+        invocation), it works on, up to ``linger_until``.
         """
         surveyed = False
         while True:
@@ -532,7 +651,7 @@ class JobCleanup:
                 surveyed = False
                 pause = self.retry_backoff.next_delay()
                 logger.warning("transient IoT error; will retry", extra={"error": str(exc)})
-            if self.clock() + pause > stop_at:
+            if self.clock() + pause > stop_at and not self._lingering(pause, linger_until, quiet_for):
                 return False
             self.sleep(pause)
             if surveyed:
@@ -541,6 +660,26 @@ class JobCleanup:
                 except TransientError as exc:
                     surveyed = False
                     logger.warning("transient IoT error; will retry", extra={"error": str(exc)})
+
+    def _lingering(self, pause: float, linger_until: float | None, quiet_for: float) -> bool:
+        """Past the stop time: go on while a finish of ours is due before the next invocation."""
+        wake = self.clock() + pause
+        return (
+            linger_until is not None
+            and wake <= linger_until
+            and self.finish_expected_before(wake + quiet_for)
+        )
+
+    def finish_expected_before(self, when: float) -> bool:
+        """Whether a deletion of ours, by the deletion time learned, may finish before ``when``."""
+        if self.duration is None:
+            return False
+        shortest = self.duration[0]
+        return any(
+            entry.started_at is not None and entry.started_at + shortest <= when
+            for entry in self.ledger.entries()
+            if entry.place is Place.DELETING
+        )
 
     # -- previewing
 

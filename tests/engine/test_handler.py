@@ -395,17 +395,27 @@ def deletions_in_order(iot: Iot) -> list[str]:
     return order
 
 
-def test_jobs_with_the_most_executions_are_deleted_first(iot: Iot, clock: SimClock) -> None:
-    """Deletion time grows with executions: the longest start first, so no long one runs last."""
-    for job_id, things in (("small-1", 1), ("big", 20), ("small-2", 1), ("medium", 5)):
+def test_the_first_deletions_start_at_once_and_the_rest_go_longest_first(iot: Iot, clock: SimClock) -> None:
+    """The free slots fill in list order before any job is described; while those deletions
+    run, the rest are described and ordered by executions (deletion time grows with them),
+    so no long one runs last."""
+    ids = ["small-1", "big", "small-2", "medium", "huge"]
+    for job_id, things in zip(ids, (1, 20, 1, 5, 30), strict=True):
         iot.create_jobs(job_id, things=things)
+    iot.lifecycle.hold_slots(8, seconds=3600)  # two slots free
     order = deletions_in_order(iot)
-    request = event("Delete", ["small-1", "big", "small-2", "medium"])
+    describes_before_first_delete: list[int] = []
+    iot.client.meta.events.register(
+        "before-call.iot.DeleteJob",
+        lambda **_: describes_before_first_delete.append(iot.lifecycle.calls["DescribeJob"]),
+    )
+    request = event("Delete", ids)
 
     result = Handler(iot, clock).on_event(request)
 
-    assert planned(result, ["small-1", "big", "small-2", "medium"]) == ["big", "medium", "small-1", "small-2"]
-    assert order == ["big", "medium", "small-1", "small-2"]
+    assert order == ["small-1", "big"]  # at once, in list order
+    assert describes_before_first_delete[0] == 0  # no look per job before the first deletion
+    assert planned(result, ids) == ["small-1", "big", "huge", "medium", "small-2"]
 
 
 def test_is_complete_follows_the_planned_order(iot: Iot, clock: SimClock) -> None:
@@ -417,7 +427,8 @@ def test_is_complete_follows_the_planned_order(iot: Iot, clock: SimClock) -> Non
     outcome = run_delete(iot, clock, event("Delete", [*ids, "big-1", "big-2"]))
 
     assert outcome.complete, outcome.error
-    assert order[:2] == ["big-1", "big-2"]
+    assert order[:10] == ids[:10]  # the free slots filled at once, in list order
+    assert order[10:12] == ["big-1", "big-2"]  # then the longest first
     assert sorted(order) == sorted([*ids, "big-1", "big-2"])
 
 
