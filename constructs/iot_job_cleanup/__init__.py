@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 __all__ = ["HANDLER_MODULE", "IotJobCleanup", "__version__", "handler_directory"]
 
-__version__ = "0.3.0"  # the one source: pyproject.toml reads it, `iot-job-cleanup --version` prints it
+__version__ = "0.4.0"  # the one source: pyproject.toml reads it, `iot-job-cleanup --version` prints it
 
 
 def __getattr__(name: str) -> Any:
