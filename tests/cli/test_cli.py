@@ -169,10 +169,10 @@ def test_a_dry_run_lists_by_selector_marks_force_and_changes_nothing(endpoint: E
 
     assert code == 0, output
     assert endpoint.existing() == {"ota-1", "ota-running", "named-one"}
-    assert "1 job(s) named with --job-id" in output
-    assert "2 job(s) found in all jobs, matching tags fleet=demo" in output
+    assert "1 job named with --job-id:" in output
+    assert "2 jobs found in all jobs, matching tags fleet=demo:" in output
     assert "ota-running" in output and "needs --force (or --drain)" in output
-    assert "Dry run: 3 job(s) would be deleted; nothing was changed." in output
+    assert "Dry run: 3 jobs would be deleted; nothing was changed." in output
     assert endpoint.lifecycle.calls["DeleteJob"] == before.get("DeleteJob", 0) == 0
     assert endpoint.lifecycle.calls["CancelJob"] == 0
 
@@ -195,9 +195,9 @@ def test_without_yes_it_asks_first(endpoint: Endpoint, answer: str, code: int, l
     exit_code, output = endpoint.run("delete", "--prefix", "ota-", stdin=Terminal(answer))
 
     assert exit_code == code, output
-    listing, prompt = output.split("delete 2 job(s)? [y/N]")[0], "delete 2 job(s)? [y/N]"
+    listing, prompt = output.split("delete 2 jobs? [y/N]")[0], "delete 2 jobs? [y/N]"
     assert prompt in output
-    assert "2 job(s) found in all jobs" in listing and "ota-1" in listing and "ota-2" in listing
+    assert "2 jobs found in all jobs" in listing and "ota-1" in listing and "ota-2" in listing
     assert endpoint.existing() == left
 
 
@@ -208,7 +208,7 @@ def test_the_prompt_lists_20_jobs_per_selector_and_counts_the_rest(endpoint: End
     code, output = endpoint.run("delete", "--prefix", "ota-", stdin=Terminal("n\n"))
 
     assert code == 1
-    listing = output.split("delete 22 job(s)? [y/N]")[0]
+    listing = output.split("delete 22 jobs? [y/N]")[0]
     assert "ota-19" in listing and "ota-20" not in listing
     assert "  ... and 2 more (--dry-run lists every one)" in listing
     assert len(endpoint.existing()) == 22
@@ -267,12 +267,10 @@ def test_ctrl_c_stops_starting_deletions_and_names_those_under_way(endpoint: End
 
     assert code == 130
     output = out.getvalue()
-    assert (
-        "Interrupted: no more deletions start. 10 deletion(s) under way go on in IoT by themselves" in output
-    )
+    assert "Interrupted: no more deletions start. 10 deletions under way go on in IoT by themselves" in output
     assert "ota-00" in output.split("Interrupted")[1]
     assert "no further action needed" not in output  # 15 jobs are not deleted
-    assert "10 selected job(s) not deleted, their deletion not started: ota-10, ota-11," in output
+    assert "10 selected jobs not deleted, their deletion not started: ota-10, ota-11," in output
     assert "The filters' listing had not finished: more jobs may match." in output  # the other 5
     assert endpoint.lifecycle.calls["DeleteJob"] == deletes == 10
     assert len(set(ids) & endpoint.existing()) == 15  # the 10 under way finished; nothing else started
@@ -283,7 +281,7 @@ def test_ctrl_c_stops_starting_deletions_and_names_those_under_way(endpoint: End
     [
         (["delete", "--yes"], "select jobs with --job-id, --tag, --thing-group or --prefix"),
         (["delete", "--tag", "fleet", "--yes"], "--tag 'fleet': write KEY=VALUE"),
-        (["delete", "--prefix", "ota 1", "--yes"], "JobIdPrefix is 'ota 1'"),
+        (["delete", "--prefix", "ota 1", "--yes"], "--prefix 'ota 1': a prefix is 1 to 64 characters"),
         (["delete", "--prefix", "ota-", "--drain", "soon", "--yes"], "--drain 'soon': write a duration"),
     ],
 )
@@ -328,7 +326,7 @@ def test_drain_over_with_devices_busy_exits_1_naming_them(endpoint: Endpoint) ->
     assert "Job 'ota-stuck' was cancelled, but 1 of its devices were still running it" in output
     assert "Give the devices longer (--drain), or pass --force to delete it anyway." in output
     assert "force=True" not in output
-    assert "1 job(s) this run cancelled are not deleted: ota-stuck." in output
+    assert "1 job this run cancelled is not deleted: ota-stuck." in output
     assert endpoint.existing() == {"ota-stuck"}
 
 
@@ -372,7 +370,8 @@ def test_a_running_job_its_own_preview_marked_is_refused_before_any_deletion(end
     code, output = endpoint.run("delete", "--tag", "fleet=demo", "--yes")
 
     assert code == 1  # jobs are left (the contract's 1), as when the engine itself refuses one
-    assert output.startswith("iot-job-cleanup: nothing was deleted: 1 selected job(s) still running")
+    said = "".join(line for line in output.splitlines(True) if not line.startswith("Finding jobs"))
+    assert said.startswith("iot-job-cleanup: nothing was deleted: 1 selected job still running")
     assert "'ota-live' is IN_PROGRESS" in output
     assert "Pass --drain DURATION" in output and "or --force to delete them while they run" in output
     assert "force=True" not in output and "Force:" not in output
@@ -383,8 +382,8 @@ def test_a_running_job_its_own_preview_marked_is_refused_before_any_deletion(end
 @pytest.mark.parametrize(
     ("selection", "left"),
     [
-        (["--prefix", "ota-"], "1 deletion(s) under way go on in IoT by themselves: ota-1."),
-        (named("ota-1", "ota-2"), "2 selected job(s) not deleted, their deletion not started: ota-1, ota-2."),
+        (["--prefix", "ota-"], "1 deletion under way goes on in IoT by itself: ota-1."),
+        (named("ota-1", "ota-2"), "2 selected jobs not deleted, their deletion not started: ota-1, ota-2."),
     ],
     ids=["found", "named"],
 )
@@ -440,13 +439,13 @@ def test_a_confirmation_covers_exactly_the_jobs_it_listed(endpoint: Endpoint) ->
     code, output = endpoint.run("delete", "--prefix", "ota-", stdin=Terminal("y\n", more_are_created))
 
     assert code == 1, output  # selected jobs are left: the ones nobody confirmed
-    listing = output.split("delete 2 job(s)? [y/N]")[0]
+    listing = output.split("delete 2 jobs? [y/N]")[0]
     assert "ota-1" in listing and "ota-2" in listing
     assert endpoint.existing() == {"ota-3", "ota-4"}
     assert endpoint.lifecycle.calls["DeleteJob"] == 2
-    assert "the job(s) you confirmed are gone" in output and "every selected job is gone" not in output
+    assert "the 2 jobs you confirmed are gone" in output and "every selected job is gone" not in output
     assert (
-        "2 job(s) matched after you confirmed and were left alone: ota-3, ota-4; "
+        "2 jobs matched after you confirmed and were left alone: ota-3, ota-4; "
         "run the command again to delete them." in output
     )
 
@@ -465,7 +464,7 @@ def test_a_confirmation_covers_named_jobs_only_as_they_were_listed(endpoint: End
     assert code == 1, output
     assert endpoint.existing() == {"ota-2"}
     assert endpoint.lifecycle.calls["DeleteJob"] == 1
-    assert "ota-2" in output.split("delete 1 job(s)? [y/N]")[1]
+    assert "ota-2" in output.split("delete 1 job? [y/N]")[1]
 
 
 def test_ctrl_c_after_a_cancel_names_the_job_cancelled_and_not_deleted(endpoint: Endpoint) -> None:
@@ -482,8 +481,8 @@ def test_ctrl_c_after_a_cancel_names_the_job_cancelled_and_not_deleted(endpoint:
     )
 
     assert code == 130
-    assert "1 deletion(s) under way go on in IoT by themselves: ota-done." in output
-    assert "1 job(s) this run cancelled are not deleted: ota-live. Run the same command again" in output
+    assert "1 deletion under way goes on in IoT by itself: ota-done." in output
+    assert "1 job this run cancelled is not deleted: ota-live. Run the same command again" in output
     assert "no further action needed" not in output
     assert endpoint.lifecycle.snapshot_of("ota-live").status == "CANCELED"
 
@@ -523,7 +522,7 @@ def test_ctrl_c_with_only_deletions_under_way_needs_nothing_more(endpoint: Endpo
 
     assert code == 130
     assert (
-        "Interrupted: no more deletions start. 3 deletion(s) under way go on in IoT by themselves: "
+        "Interrupted: no more deletions start. 3 deletions under way go on in IoT by themselves: "
         "ota-0, ota-1, ota-2; no further action needed." in output
     )
 
@@ -551,8 +550,8 @@ def test_sigterm_stops_the_run_as_ctrl_c_does_and_exits_143(endpoint: Endpoint) 
         signal.signal(signal.SIGTERM, before)
 
     assert code == 143
-    assert "Terminated (SIGTERM): no more deletions start. 10 deletion(s) under way go on in IoT" in output
-    assert "2 selected job(s) not deleted, their deletion not started: ota-10, ota-11." in output
+    assert "Terminated (SIGTERM): no more deletions start. 10 deletions under way go on in IoT" in output
+    assert "2 selected jobs not deleted, their deletion not started: ota-10, ota-11." in output
     assert "no further action needed" not in output
     assert endpoint.lifecycle.calls["DeleteJob"] == 10
 
@@ -563,7 +562,7 @@ def test_sigterm_stops_the_run_as_ctrl_c_does_and_exits_143(endpoint: Endpoint) 
         (["--profile", "nowhere"], "iot-job-cleanup: The config profile (nowhere) could not be found. Check"),
         (
             ["--endpoint-url", "not a url"],
-            "iot-job-cleanup: Invalid endpoint: not a url: write --endpoint-url",
+            "iot-job-cleanup delete: error: --endpoint-url 'not a url' is not a URL: write one such as",
         ),
     ],
     ids=["profile", "endpoint"],
@@ -592,7 +591,7 @@ def test_a_refused_listing_is_one_line_in_words_not_botocores(
     assert err == (
         "iot-job-cleanup: AWS refused ListJobs: AccessDeniedException: injected AccessDeniedException. "
         "Check that the credentials used allow it, and for a service control policy or a permissions "
-        "boundary that denies it. Jobs may be left: run the same command again.\n"
+        "boundary that denies it. Nothing was changed; once that is dealt with, run it again.\n"
     )
     assert endpoint.existing() == {"ota-1"}
 
@@ -615,8 +614,8 @@ def test_credentials_that_expire_mid_run_leave_jobs_named_and_exit_1(
 
     assert code == 1, output  # deletions were started: jobs are left, not a usage error
     assert "iot-job-cleanup: Unable to locate credentials." in output
-    assert "10 deletion(s) under way go on in IoT by themselves" in output
-    assert "2 selected job(s) not deleted, their deletion not started: ota-10, ota-11." in output
+    assert "10 deletions under way go on in IoT by themselves" in output
+    assert "2 selected jobs not deleted, their deletion not started: ota-10, ota-11." in output
     assert "Traceback" not in output + capsys.readouterr().err
 
 
@@ -830,7 +829,7 @@ def test_resume_refuses_a_cleanup_whose_running_job_needs_force_and_goes_on_with
     )
 
     assert code == 1
-    assert "Fleet/RuntimeJobs: nothing was deleted: 1 selected job(s) still running" in output
+    assert "Fleet/RuntimeJobs: nothing was deleted: 1 selected job still running" in output
     assert "`iot-job-cleanup delete --job-id ID --drain DURATION`" in output and "--force" in output
     assert "Fleet/Waves: every selected job is gone" in output
     assert endpoint.existing() == {"runtime-1"}
@@ -850,7 +849,7 @@ def test_the_command_starts_without_aws_cdk_or_node() -> None:
             timeout=60,
         )
         assert result.returncode == 0, result.stderr
-        assert "usage: iot-job-cleanup" in result.stdout
+        assert f"usage: {Path(sys.executable).name} -m iot_job_cleanup" in result.stdout  # as it was run
         imported = result.stderr
         assert "aws_cdk" not in imported and "jsii" not in imported and "boto3" not in imported
 
@@ -864,8 +863,8 @@ def test_no_region_is_a_usage_error_not_a_traceback(
 
     assert code == 2
     assert (
-        "You must specify a region. Pass --region, or set AWS_REGION (or give the profile a region)."
-        in capsys.readouterr().err
+        "You must specify a region. Pass --region, or set AWS_REGION (or give the profile a region); "
+        "nothing was changed." in capsys.readouterr().err
     )
 
 
@@ -958,9 +957,10 @@ def test_an_unreachable_endpoint_is_a_message_not_a_traceback(capsys: pytest.Cap
         stdin=io.StringIO(""),
     )
 
-    assert code == 1
+    assert code == 2  # nothing was started: the set-up, as a usage error is
     err = capsys.readouterr().err
-    assert err.startswith("iot-job-cleanup: describe_job: Could not connect") and "Traceback" not in err
+    assert err.startswith("iot-job-cleanup: Could not reach the IoT endpoint http://127.0.0.1:")
+    assert "(connection refused)" in err and "nothing was changed." in err and "Traceback" not in err
 
 
 def test_resume_evaluates_properties_with_cfns_evaluator_over_what_the_stack_tells() -> None:

@@ -11,8 +11,13 @@ that match every filter given (--tag AND --thing-group AND --prefix). The same e
 Lambda handler deletes them (slot scheduling, backoff, discovery, force and drain), with no
 time cap. Exit codes: 0 every selected job is gone (or none matched, or a dry run), 1 jobs
 are left (the reason is printed: a job that needs --force refused before any deletion, a
-refusal by IoT, jobs left alone that matched after the prompt), 2 usage (or a question
-nobody could answer), 130 interrupted by Ctrl-C, 143 stopped by SIGTERM (handled as Ctrl-C).
+refusal by IoT, jobs left alone that matched after the prompt; or a set-up error once a
+deletion or cancel had started: "Jobs may be left"), 2 usage or set-up, with nothing changed
+(a bad flag value after the command's usage line; no credentials, no region, an unknown
+profile, a stack that does not exist, an endpoint that cannot be reached or does not answer
+as AWS does; or a question nobody could answer), 130 interrupted by Ctrl-C, 143 stopped by
+SIGTERM (handled as Ctrl-C). Whether a run started a deletion or a cancel is known from its
+calls (``clients.Wire``), not from an error's words.
 ``watch`` changes nothing: it shows each cleanup's stage and progress while the stack is
 deleted, and exits 0 when every cleanup finished, 1 when one failed (or AWS kept refusing its
 calls), 2 when the stack cannot be watched (it does not exist, or is not being deleted), 130 on
@@ -20,11 +25,15 @@ Ctrl-C.
 
 One concern a module, imports in one direction (each only from those above it):
 
-- ``errors``: exit codes, ``UsageError``, interruptions, and how failures are worded;
-- ``arguments``: the parser, ``--drain`` durations and ``--tag`` pairs (no boto3, no engine);
-- ``clients``: the boto3 clients (made only when a command runs) and paging;
+- ``errors``: exit codes, ``UsageError``, interruptions, how failures are worded (an endpoint's
+  trouble told from AWS's own answer), and counts with their nouns (``counted``);
+- ``arguments``: the parser, ``--drain`` durations, ``--tag`` pairs, and ``delete``'s values
+  checked by the engine's naming rules (its ``rules.py`` alone: no boto3, no engine package);
+- ``clients``: the boto3 clients (made only when a command runs), seen on the wire (``Wire``:
+  the calls sent, answered and failed, and where), and paging;
 - ``candidates``: what a selection would delete (the engine's preview) and its listing;
-- ``progress``: the bar and log lines, from the engine's ``JobCleanup.progress()``;
+- ``progress``: while the jobs are found, the spinner and log lines from the wire (``Finding``);
+  while they are deleted, the bar and log lines from the engine's ``JobCleanup.progress()``;
 - ``report``: what a run says at its end: the outcome, every job left and what to do;
 - ``run``: one run: confirm, delete, Ctrl-C and SIGTERM;
 - ``resume``: a stack's cleanups, their properties from ``cfn``'s evaluator over the live

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from ..engine import Engine
+from .errors import counted
 
 __all__ = ["LISTED_BEFORE_ASKING", "Candidate", "preview", "print_preview"]
 
@@ -64,7 +65,7 @@ def print_preview(candidates: list[Candidate], request: Any, out: TextIO, limit:
     filters = request.selection.describe()
     for selector, members in by_selector.items():
         title = "named with --job-id" if selector == "named" else f"found in {selector}, matching {filters}"
-        out.write(f"{len(members)} job(s) {title}:\n")
+        out.write(f"{counted(len(members), 'job')} {title}:\n")
         listed = members if limit is None else members[:limit]
         for candidate in listed:
             note = candidate.note(request)

@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from ..engine import Engine, load_engine
-from .arguments import build_parser, parse_duration, parse_tag
-from .clients import Clients, make_clients
+from .arguments import CommandLine, DeleteValues, build_parser, delete_values, negative_values_joined
+from .clients import Clients, Wire, endpoint_problem, make_clients, observed
 from .errors import (
     EXIT_DONE,
     EXIT_LEFT,
@@ -37,6 +37,8 @@ from .watch import watch_stack
 __all__ = ["LOGGER", "ask_on_terminal", "delete_runs", "main"]
 
 LOGGER = "iot_job_cleanup"  # the engine's logger
+NOTHING_CHANGED = "nothing was changed"
+JOBS_MAY_BE_LEFT = "Jobs may be left: run the same command again"
 
 
 def main(
@@ -54,7 +56,11 @@ def main(
     if not any(isinstance(handler, logging.NullHandler) for handler in quiet.handlers):
         quiet.addHandler(logging.NullHandler())
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(negative_values_joined(sys.argv[1:] if argv is None else argv))
+    try:
+        values = delete_values(args) if args.command == "delete" else None
+    except UsageError as exc:  # before anything is loaded: the flag, the value, the rule
+        return usage_error(parser, args, exc)
     try:
         engine = load_engine()
     except ModuleNotFoundError as exc:  # the engine talks to AWS with boto3
@@ -69,13 +75,24 @@ def main(
         ClientError,
         NoCredentialsError,
         NoRegionError,
+        ProfileNotFound,
     )
+    from botocore.parsers import ResponseParserError
 
+    wire = Wire()  # every call of this run: whether it started a deletion or a cancel, and where
     codes: list[int] = []  # one per cleanup run to its end
+
+    def what_became(done: str = NOTHING_CHANGED) -> tuple[str, int]:
+        """What this run did to the jobs, from the wire (a DeleteJob or CancelJob AWS did not
+        refuse), and the exit code that goes with an error of the set-up or the endpoint."""
+        if wire.changed:
+            return JOBS_MAY_BE_LEFT, EXIT_LEFT
+        return done, EXIT_USAGE
+
     try:
         with sigterm_as_interruption():
-            runs = delete_runs(engine, args) if args.command == "delete" else None
-            clients = clients or make_clients(engine, args)
+            runs = delete_runs(engine, values) if values is not None else None
+            clients = observed(clients or make_clients(engine, args), wire)
             if args.command == "watch":
                 return watch_stack(engine, clients, args, console)
             if runs is None:
@@ -85,9 +102,7 @@ def main(
             for run in runs:
                 codes.append(run_cleanup(engine, clients, run, console, dry_run=args.dry_run, yes=args.yes))
     except UsageError as exc:
-        parser.print_usage(sys.stderr)
-        print(f"iot-job-cleanup: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return usage_error(parser, args, exc)
     except Interrupted as exc:
         return exc.code
     except KeyboardInterrupt as exc:  # while looking or asking: this cleanup had started nothing
@@ -97,50 +112,73 @@ def main(
         return code
     except configuration_errors() as exc:  # the local set-up, before any call reached AWS
         hint = (
-            "Pass --region, or set AWS_REGION (or give the profile a region)."
+            "Pass --region, or set AWS_REGION (or give the profile a region)"
             if isinstance(exc, NoRegionError)
-            else "Pass --profile, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (aws configure)."
+            else "Pass --profile, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (aws configure)"
             if isinstance(exc, NoCredentialsError)
-            else "Check --profile, --region and the AWS configuration (aws configure list)."
+            else "Check --profile or AWS_PROFILE (aws configure list-profiles names them)"
+            if isinstance(exc, ProfileNotFound)
+            else "Check --profile, --region and the AWS configuration (aws configure list)"
         )
-        print(f"iot-job-cleanup: {one_line(exc)} {hint}", file=sys.stderr)
-        return EXIT_LEFT if codes else EXIT_USAGE
-    except engine.CleanupError as exc:  # e.g. a refusal while looking: the engine says what to check
-        print(f"iot-job-cleanup: {one_line(exc)}", file=sys.stderr)
-        return EXIT_LEFT
-    except (ClientError, BotoCoreError, engine.TransientError) as exc:
-        print(
-            f"iot-job-cleanup: {aws_error(exc)} Jobs may be left: run the same command again.",
-            file=sys.stderr,
+        became, code = what_became()
+        print(f"iot-job-cleanup: {one_line(exc)} {hint}; {became}.", file=sys.stderr)
+        return code
+    except (
+        ClientError,
+        BotoCoreError,
+        ResponseParserError,
+        engine.CleanupError,
+        engine.TransientError,
+    ) as exc:
+        problem = endpoint_problem(exc, wire, getattr(args, "endpoint_url", None))
+        if problem is not None:  # the endpoint, not AWS's answer: the set-up, as above
+            became, code = what_became()
+            print(f"iot-job-cleanup: {problem}; {became}.", file=sys.stderr)
+            return code
+        if isinstance(
+            exc, engine.CleanupError
+        ):  # e.g. a refusal while looking: the engine says what to check
+            print(f"iot-job-cleanup: {one_line(exc)}", file=sys.stderr)
+            return EXIT_LEFT
+        became = (
+            JOBS_MAY_BE_LEFT if wire.changed else "Nothing was changed; once that is dealt with, run it again"
         )
+        print(f"iot-job-cleanup: {aws_error(exc)} {became}.", file=sys.stderr)
         return EXIT_LEFT
     except Exception as exc:  # a bug: one line here, the traceback in a file to report
+        became = "jobs may be left: --dry-run lists them" if wire.changed else NOTHING_CHANGED
         print(
             f"iot-job-cleanup: unexpected {type(exc).__name__}: {one_line(exc)} This is a bug in "
-            f"iot-job-cleanup ({traceback_file()}); jobs may be left: --dry-run lists them.",
+            f"iot-job-cleanup ({traceback_file()}); {became}.",
             file=sys.stderr,
         )
         return EXIT_LEFT
     return max(codes, default=EXIT_DONE)
 
 
-def delete_runs(engine: Engine, args: argparse.Namespace) -> list[Run]:
-    """``delete``'s one run: the selection and options its flags give."""
-    if not (args.job_id or args.tag or args.thing_group or args.prefix):
-        raise UsageError("select jobs with --job-id, --tag, --thing-group or --prefix (any mix).")
+def usage_error(parser: CommandLine, args: argparse.Namespace, exc: UsageError) -> int:
+    """As argparse says its own errors: the command's usage line, then ``PROG COMMAND: error: ...``."""
+    command = parser.command(getattr(args, "command", None))
+    command.print_usage(sys.stderr)
+    print(f"{command.prog}: error: {exc}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def delete_runs(engine: Engine, values: DeleteValues) -> list[Run]:
+    """``delete``'s one run: the selection and options its flags give (checked: ``delete_values``)."""
     selection = engine.Selection(
-        job_ids=tuple(args.job_id),
-        tags=tuple(sorted(parse_tag(text) for text in args.tag)),
-        thing_groups=tuple(args.thing_group),
-        prefix=args.prefix,
-        namespace_id=args.namespace_id,
+        job_ids=values.job_ids,
+        tags=values.tags,
+        thing_groups=values.thing_groups,
+        prefix=values.prefix,
+        namespace_id=values.namespace_id,
     )
     try:
-        selection.check()
+        selection.check()  # the flags were checked by the same rules: this is the engine's word on it
     except engine.InvalidPropertiesError as exc:
         raise UsageError(str(exc)) from exc
-    drain = parse_duration(args.drain) if args.drain is not None else None
-    request = engine.CleanupRequest(selection=selection, force=args.force, drain=drain)
+    drain = values.drain
+    request = engine.CleanupRequest(selection=selection, force=values.force, drain=drain)
     comment = (
         "Cancelled by iot-job-cleanup (command line); deleted once its devices finish "
         f"(drain {drain or 0:.0f} s)."

@@ -1,15 +1,19 @@
-"""How the command line's failures are worded, and its exit codes.
+"""How the command line's failures are worded, and its exit codes; counts and their nouns.
 
 Every failure ends as one line on standard error: a usage error names the flag and what to
-write instead, an AWS error names the call, its code and IoT's message, a bug names where its
-traceback was written. Interruptions (Ctrl-C, SIGTERM) have exit codes of their own.
+write instead (after the command's usage line), an AWS error names the call, its code and
+IoT's message, an endpoint that cannot be reached (or that does not answer as AWS does) is
+named with what went wrong, a bug names where its traceback was written. Interruptions
+(Ctrl-C, SIGTERM) have exit codes of their own. Every count the command prints goes through
+``counted`` (``1 job``, ``2 jobs``), and the words that agree with it through ``agreeing``.
 """
 
 from __future__ import annotations
 
 import tempfile
 import traceback
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 __all__ = [
     "EXIT_DONE",
@@ -17,11 +21,16 @@ __all__ = [
     "EXIT_LEFT",
     "EXIT_TERMINATED",
     "EXIT_USAGE",
+    "EndpointTrouble",
     "Interrupted",
     "Terminated",
     "UsageError",
+    "agreeing",
     "aws_error",
+    "causes",
     "configuration_errors",
+    "counted",
+    "endpoint_trouble",
     "ids",
     "interruption",
     "one_line",
@@ -58,6 +67,17 @@ def one_line(text: object) -> str:
     """A message on one line, ending as a sentence."""
     line = " ".join(str(text).split())
     return line if line.endswith((".", "!", "?")) else line + "."
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """A count with its noun agreeing: ``1 job``, ``2 jobs``, ``0 jobs`` (``plural`` when it is
+    not the noun and an s)."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
+def agreeing(count: int, one: str, many: str) -> str:
+    """The words that agree with ``count``: ``one`` for 1, else ``many`` (``is``/``are``, ``it``/``them``)."""
+    return one if count == 1 else many
 
 
 def ids(job_ids: Iterable[str]) -> str:
@@ -113,3 +133,79 @@ def traceback_file() -> str:
     except OSError as exc:
         return f"its traceback could not be written: {exc}"
     return f"the traceback is in {file.name}"
+
+
+@dataclass(frozen=True)
+class EndpointTrouble:
+    """An error about the endpoint itself, not about what AWS answered: it could not be
+    reached (``reached`` False: ``words`` say why, e.g. "connection refused"), or what answered
+    is not AWS (``words`` say what came instead). ``error`` is botocore's exception."""
+
+    error: BaseException
+    reached: bool
+    words: str
+
+
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what led to it (``raise ... from``, or raised while handling), nearest first."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and not any(current is known for known in seen) and len(seen) < 10:
+        seen.append(current)
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def endpoint_trouble(exc: BaseException) -> EndpointTrouble | None:
+    """What ``exc`` (or its cause) tells of the endpoint: None when the endpoint answered as AWS
+    does (a refusal, a throttling: AWS's own answer, said by ``aws_error``)."""
+    from botocore.exceptions import ClientError, ConnectionClosedError, HTTPClientError
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.parsers import ResponseParserError
+
+    for cause in causes(exc):
+        if isinstance(cause, (BotoConnectionError, HTTPClientError)) and not isinstance(
+            cause, ConnectionClosedError
+        ):
+            return EndpointTrouble(cause, False, unreachable_because(cause))
+        if isinstance(cause, ConnectionClosedError):
+            return EndpointTrouble(cause, False, "the connection was closed before an answer came")
+        if isinstance(cause, ResponseParserError):
+            return EndpointTrouble(cause, True, "an answer that is not AWS's: botocore cannot parse it")
+        if isinstance(cause, ClientError):
+            error = cause.response.get("Error", {})
+            code = str(error.get("Code", ""))
+            if not code or code.isdigit():  # AWS names its errors: no name, or a bare HTTP status, is not AWS
+                status = cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or code
+                return EndpointTrouble(cause, True, f"HTTP {status} with no AWS error")
+    return None
+
+
+def unreachable_because(error: BaseException) -> str:
+    """Why a connection failed, in a few words, from botocore's exception and urllib3's under it."""
+    from botocore.exceptions import ConnectTimeoutError, ProxyConnectionError, ReadTimeoutError, SSLError
+
+    if isinstance(error, ReadTimeoutError):
+        return "no answer within the read timeout"
+    if isinstance(error, ConnectTimeoutError):
+        return "the connection timed out"
+    if isinstance(error, SSLError):
+        return "the TLS handshake failed"
+    if isinstance(error, ProxyConnectionError):
+        return "the proxy could not be reached"
+    kwargs = getattr(error, "kwargs", {}) or {}
+    text = " ".join(str(part) for part in (error, kwargs.get("error", ""))).lower()
+    for clue, words in (
+        ("refused", "connection refused"),
+        ("name or service not known", "its host name does not resolve"),
+        ("nodename nor servname", "its host name does not resolve"),
+        ("getaddrinfo failed", "its host name does not resolve"),
+        ("failed to resolve", "its host name does not resolve"),
+        ("name resolution", "its host name does not resolve"),
+        ("timed out", "the connection timed out"),
+        ("unreachable", "the network is unreachable"),
+        ("reset by peer", "the connection was reset"),
+    ):
+        if clue in text:
+            return words
+    return "no connection could be made"

@@ -7,12 +7,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .errors import EXIT_LEFT, ids
+from .errors import EXIT_LEFT, agreeing, counted, ids
 
 if TYPE_CHECKING:
     from .progress import Progress
 
-__all__ = ["failed", "left_undone", "report_interruption", "report_left"]
+__all__ = ["failed", "going_on", "left_undone", "report_interruption", "report_left"]
+
+
+def going_on(deleting: tuple[str, ...] | list[str]) -> str:
+    """``1 deletion under way goes on in IoT by itself`` / ``2 deletions ... go on ... themselves``."""
+    count = len(deleting)
+    return (
+        f"{counted(count, 'deletion')} under way {agreeing(count, 'goes', 'go')} on in IoT by "
+        f"{agreeing(count, 'itself', 'themselves')}: {ids(deleting)}"
+    )
 
 
 def left_undone(state: Any) -> list[str]:
@@ -25,10 +34,7 @@ def failed(reason: str, state: Any, progress: Progress, title: str, out: TextIO)
     progress.finish(state)
     out.write(f"{title}: {reason}\n")
     if state.deleting_ids:
-        out.write(
-            f"{len(state.deleting_ids)} deletion(s) under way go on in IoT by themselves: "
-            f"{ids(state.deleting_ids)}.\n"
-        )
+        out.write(f"{going_on(state.deleting_ids)}.\n")
     report_left(state, out, again="Once the cause above is dealt with, run the same command again")
     return EXIT_LEFT
 
@@ -38,19 +44,23 @@ def report_left(state: Any, out: TextIO, again: str = "Run the same command agai
     cancelled = state.cancelled_not_deleted
     not_started = [job_id for job_id in state.not_started if job_id not in cancelled]
     if cancelled:
+        count = len(cancelled)
         out.write(
-            f"{len(cancelled)} job(s) this run cancelled are not deleted: {ids(cancelled)}. "
-            f"{again} to delete them.\n"
+            f"{counted(count, 'job')} this run cancelled {agreeing(count, 'is', 'are')} not deleted: "
+            f"{ids(cancelled)}. {again} to delete {agreeing(count, 'it', 'them')}.\n"
         )
     if not_started:
+        count = len(not_started)
         out.write(
-            f"{len(not_started)} selected job(s) not deleted, their deletion not started: "
-            f"{ids(not_started)}. {again} to delete them.\n"
+            f"{counted(count, 'selected job')} not deleted, {agreeing(count, 'its', 'their')} deletion not "
+            f"started: {ids(not_started)}. {again} to delete {agreeing(count, 'it', 'them')}.\n"
         )
     if state.held_back:
+        count = len(state.held_back)
+        them = agreeing(count, "it", "them")
         out.write(
-            f"{len(state.held_back)} job(s) matched after you confirmed and were left alone: "
-            f"{ids(state.held_back)}; run the command again to delete them.\n"
+            f"{counted(count, 'job')} matched after you confirmed and {agreeing(count, 'was', 'were')} left "
+            f"alone: {ids(state.held_back)}; run the command again to delete {them}.\n"
         )
 
 
@@ -62,10 +72,7 @@ def report_interruption(name: str, state: Any, filtered: bool, out: TextIO) -> N
     under_way = state.deleting_ids
     undone = bool(state.cancelled_not_deleted or state.not_started or state.held_back)
     if under_way:
-        out.write(
-            f"{name}: no more deletions start. {len(under_way)} deletion(s) under way go on in IoT by "
-            f"themselves: {ids(under_way)}"
-        )
+        out.write(f"{name}: no more deletions start. {going_on(under_way)}")
     else:
         out.write(f"{name}: no more deletions start; none is under way")
     out.write("; no further action needed.\n" if not (undone or filtered) else ".\n")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -26,6 +27,8 @@ __all__ = [
     "RESUMABLE_STATUSES",
     "StackRead",
     "cleanup_properties",
+    "describe",
+    "no_such_stack",
     "properties_from_the_waiter",
     "read_stack",
     "resume_runs",
@@ -38,8 +41,34 @@ FINISHED = ("DELETE_COMPLETE", "DELETE_SKIPPED")  # a resource's Delete done, or
 WAITER_TYPE = "AWS::StepFunctions::StateMachine"  # the Provider's waiter
 
 
+def describe(cloudformation: Any, stack: str) -> dict[str, Any] | None:
+    """DescribeStacks' answer for ``stack``, or None when it does not exist."""
+    from botocore.exceptions import ClientError
+
+    try:
+        (description,) = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        if error.get("Code") == "ValidationError" and "does not exist" in str(error.get("Message", "")):
+            return None
+        raise
+    return dict(description)
+
+
+def no_such_stack(stack: str, region: str) -> str:
+    """What to check when ``stack`` is not found (one sentence, without its end)."""
+    return (
+        f"Stack {stack} does not exist in {region}. Check --stack (the stack's name or id; a deleted "
+        "stack is found by its id only), --region and --profile"
+    )
+
+
 def resume_runs(engine: Engine, clients: Clients, args: argparse.Namespace, out: TextIO) -> list[Run] | int:
     """A run per cleanup of ``--stack`` left to finish, or an exit code when there is none to make."""
+    if describe(clients.cloudformation, args.stack) is None:
+        region = clients.cloudformation.meta.region_name
+        print(f"iot-job-cleanup: {no_such_stack(args.stack, region)}; nothing was changed.", file=sys.stderr)
+        return EXIT_USAGE
     status = engine.stack_status(clients.cloudformation, args.stack)
     if status not in RESUMABLE_STATUSES:
         out.write(

@@ -1,9 +1,10 @@
 """A run: one selection deleted through the engine, from the preview to the report.
 
-``run_cleanup`` previews, refuses jobs that need force before the first deletion, asks (or
-takes ``--yes``), then deletes with the engine's ``JobCleanup`` and no time cap, drawing the
-progress. Ctrl-C, and SIGTERM while ``sigterm_as_interruption`` holds, stop it: what is under
-way and what is left is said, and ``Interrupted`` carries the exit code out.
+``run_cleanup`` previews (saying what it is doing while it finds the jobs: ``progress.Finding``),
+refuses jobs that need force before the first deletion, asks (or takes ``--yes``), then
+deletes with the engine's ``JobCleanup`` and no time cap, drawing the progress. Ctrl-C, and
+SIGTERM while ``sigterm_as_interruption`` holds, stop it: what is under way and what is left
+is said, and ``Interrupted`` carries the exit code out.
 """
 
 from __future__ import annotations
@@ -28,11 +29,13 @@ from .errors import (
     EXIT_USAGE,
     Interrupted,
     Terminated,
+    agreeing,
     aws_error,
+    counted,
     interruption,
     one_line,
 )
-from .progress import Progress, duration
+from .progress import Finding, Progress, duration, seconds
 from .report import failed, left_undone, report_interruption, report_left
 
 __all__ = ["Console", "Run", "run_cleanup", "sigterm_as_interruption"]
@@ -100,6 +103,17 @@ class Run:
             "finish, or --force to delete them while they run; or leave them out of the selection."
         )
 
+    @property
+    def label(self) -> str:
+        """What its lines begin with: nothing for ``delete``'s one run, a stack's cleanup its name."""
+        return f"{self.title}: " if self.resumed else ""
+
+    def narrower(self) -> str:
+        """How a selection by tags alone is found faster, in this command's words."""
+        if self.resumed:
+            return "a job_id_prefix or thing_groups on the cleanup narrows the listing and makes it faster"
+        return "--prefix or --thing-group narrows the listing and makes it faster"
+
     def in_own_words(self, message: object) -> str:
         """An engine message on one line, the construct's option names made this command's flags."""
         line = one_line(message)
@@ -127,31 +141,38 @@ def run_cleanup(
         clock=console.clock,
         sleep=console.sleep,
     )
-    candidates = preview(engine, iot, run.request, console.clock)
+    selection = run.request.selection
+    with Finding(out, console.live, console.clock, clients.wire, selection, run.label) as finding:
+        candidates = preview(engine, iot, run.request, console.clock)
     if not candidates:
         out.write(f"{run.title}: no job matches, nothing to delete.\n")
+        if dry_run:
+            out.write(discovery_took(finding, run))
         return EXIT_DONE
     if dry_run:
         print_preview(candidates, run.request, out)
-        out.write(f"Dry run: {len(candidates)} job(s) would be deleted; nothing was changed.\n")
+        out.write(f"Dry run: {counted(len(candidates), 'job')} would be deleted; nothing was changed.\n")
+        out.write(discovery_took(finding, run))
         return EXIT_DONE
     running = [candidate for candidate in candidates if candidate.needs_force(run.request)]
     if running:  # the engine would fail on them after deleting the rest: refuse before the first
         named = ", ".join(f"{candidate.job_id!r} is {candidate.status}" for candidate in running)
         out.write(
-            f"{run.title}: nothing was deleted: {len(running)} selected job(s) still running, and IoT "
-            f"deletes a running job only with force ({named}). {run.force_fix()}\n"
+            f"{run.title}: nothing was deleted: {counted(len(running), 'selected job')} still running, and "
+            f"IoT deletes a running job only with force ({named}). {run.force_fix()}\n"
         )
         return EXIT_LEFT
     confine_to = None  # with --yes, every job the selection covers, found now or while deleting
     if not yes:
         listing = io.StringIO()
         print_preview(candidates, run.request, listing, limit=LISTED_BEFORE_ASKING)
-        answer = console.ask(f"{run.title}: delete {len(candidates)} job(s)? [y/N] ", listing.getvalue())
+        count = len(candidates)
+        answer = console.ask(f"{run.title}: delete {counted(count, 'job')}? [y/N] ", listing.getvalue())
         if answer is None:
+            them = agreeing(count, "it", "them")
             out.write(
-                f"{run.title}: {len(candidates)} job(s) would be deleted, and there is no terminal to ask "
-                "on. Pass --yes to delete them, or --dry-run to list them.\n"
+                f"{run.title}: {counted(count, 'job')} would be deleted, and there is no terminal to ask "
+                f"on. Pass --yes to delete {them}, or --dry-run to list {them}.\n"
             )
             return EXIT_USAGE
         if not answer:
@@ -215,16 +236,31 @@ def delete(
     progress.finish(state)
     elapsed = clock() - progress.started
     left = left_undone(state)
-    if done and not left:
-        outcome = "every selected job is gone" if not state.held_back else "the job(s) you confirmed are gone"
+    if done and not left and not state.held_back:
+        outcome = "every selected job is gone"
+    elif done and not left:
+        confirmed = len(confine_to or ())
+        outcome = agreeing(
+            confirmed, "the job you confirmed is gone", f"the {confirmed} jobs you confirmed are gone"
+        )
     else:
-        outcome = f"{len(left)} job(s) left"
+        outcome = f"{counted(len(left), 'job')} left"
     out.write(
-        f"{run.title}: {outcome} after {duration(elapsed)}; {iot.calls} IoT calls, "
-        f"LimitExceededException {state.limit_exceeded} times.\n"
+        f"{run.title}: {outcome} after {duration(elapsed)}; {counted(iot.calls, 'IoT call')}, "
+        f"LimitExceededException {counted(state.limit_exceeded, 'time')}.\n"
     )
     report_left(state, out)
     return EXIT_DONE if done and not left and not state.held_back else EXIT_LEFT
+
+
+def discovery_took(finding: Finding, run: Run) -> str:
+    """A dry run's last line: how long finding the jobs took, and for a selection by tags alone
+    whose jobs' tags were read one by one, how to make it faster."""
+    selection = run.request.selection
+    tags_alone = selection.tags and not (selection.job_ids or selection.prefix or selection.thing_groups)
+    if tags_alone and finding.tags_read:
+        return f"Discovery took {seconds(finding.took)}, reading each job's tags; {run.narrower()}.\n"
+    return f"Discovery took {seconds(finding.took)}.\n"
 
 
 def accounted(state: Any, listed: list[str], planned: bool) -> Any:

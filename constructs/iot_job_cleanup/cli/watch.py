@@ -31,18 +31,27 @@ from typing import Any
 from ..cfn import RESOURCE_TYPE, UnresolvableError
 from ..engine import Engine
 from .candidates import preview
-from .clients import Clients, pages
+from .clients import Clients, endpoint_problem, pages
 from .errors import (
     EXIT_DONE,
     EXIT_LEFT,
     EXIT_USAGE,
     aws_error,
     configuration_errors,
+    counted,
     interruption,
     one_line,
 )
 from .progress import duration
-from .resume import FINISHED, RESUMABLE_STATUSES, StackRead, cleanup_properties, read_stack
+from .resume import (
+    FINISHED,
+    RESUMABLE_STATUSES,
+    StackRead,
+    cleanup_properties,
+    describe,
+    no_such_stack,
+    read_stack,
+)
 from .run import Console
 
 __all__ = ["DEFAULT_INTERVAL", "Watched", "watch_stack"]
@@ -58,7 +67,7 @@ GONE = "gone (no longer exists)"  # the stack's status once DescribeStacks no lo
 
 def jobs(count: int) -> str:
     """A count of jobs, its noun agreeing: 1 job, 2 jobs."""
-    return f"{count} job" if count == 1 else f"{count} jobs"
+    return counted(count, "job")
 
 
 def per_minute(per_second: float) -> str:
@@ -165,6 +174,7 @@ def watch_stack(engine: Engine, clients: Clients, args: argparse.Namespace, cons
     """``watch --stack NAME``: refresh every ``--interval`` until every cleanup finished (0), one
     failed (1), or Ctrl-C (130); 2 when the stack cannot be watched."""
     from botocore.exceptions import BotoCoreError, ClientError  # the engine has loaded botocore
+    from botocore.parsers import ResponseParserError  # an endpoint that is not AWS's
 
     local_set_up = configuration_errors()
     region = clients.cloudformation.meta.region_name
@@ -173,10 +183,7 @@ def watch_stack(engine: Engine, clients: Clients, args: argparse.Namespace, cons
         try:
             description = describe(clients.cloudformation, args.stack)
             if description is None:
-                return refuse(
-                    f"Stack {args.stack} does not exist in {region}. Check --stack (the stack's name "
-                    "or id; a deleted stack is found by its id only), --region and --profile."
-                )
+                return refuse(f"{no_such_stack(args.stack, region)}.")
             status = description["StackStatus"]
             if status not in RESUMABLE_STATUSES:
                 return refuse(
@@ -196,7 +203,10 @@ def watch_stack(engine: Engine, clients: Clients, args: argparse.Namespace, cons
                 select(engine, clients, read, cleanup, console)
         except local_set_up:
             raise  # the command's own message and exit code
-        except (ClientError, BotoCoreError) as exc:
+        except (ClientError, BotoCoreError, ResponseParserError) as exc:
+            problem = endpoint_problem(exc, clients.wire, getattr(args, "endpoint_url", None))
+            if problem is not None:  # the stack cannot be watched from here
+                return refuse(f"{problem}; nothing is watched.")
             print(f"iot-job-cleanup: {aws_error(exc)} Nothing is watched.", file=sys.stderr)
             return EXIT_LEFT
         namespaces = {cleanup.namespace_id for cleanup in cleanups if cleanup.namespace_id}
@@ -213,17 +223,19 @@ def watch_stack(engine: Engine, clients: Clients, args: argparse.Namespace, cons
                 failures = 0
             except local_set_up:
                 raise
-            except (ClientError, BotoCoreError) as exc:
+            except (ClientError, BotoCoreError, ResponseParserError) as exc:
                 failures += 1
+                problem = endpoint_problem(exc, clients.wire, getattr(args, "endpoint_url", None))
+                said = f"{problem}." if problem is not None else aws_error(exc)
                 if failures >= REFRESH_FAILURES:
                     view.keep()
                     print(
-                        f"iot-job-cleanup: {aws_error(exc)} The watch stopped after {failures} refreshes "
+                        f"iot-job-cleanup: {said} The watch stopped after {failures} refreshes "
                         "in a row failed; it changed nothing. Run it again.",
                         file=sys.stderr,
                     )
                     return EXIT_LEFT
-                view.note(f"refresh failed: {aws_error(exc)} Trying again in {args.interval:g} s.")
+                view.note(f"refresh failed: {said} Trying again in {args.interval:g} s.")
                 console.sleep(args.interval)
                 continue
             now = console.clock()
@@ -248,20 +260,6 @@ def refuse(message: str) -> int:
     """A stack that cannot be watched: one line, exit 2."""
     print(f"iot-job-cleanup: {message}", file=sys.stderr)
     return EXIT_USAGE
-
-
-def describe(cloudformation: Any, stack: str) -> dict[str, Any] | None:
-    """DescribeStacks' answer for ``stack``, or None when it does not exist."""
-    from botocore.exceptions import ClientError
-
-    try:
-        (description,) = cloudformation.describe_stacks(StackName=stack)["Stacks"]
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        if error.get("Code") == "ValidationError" and "does not exist" in str(error.get("Message", "")):
-            return None
-        raise
-    return dict(description)
 
 
 def stack_now(cloudformation: Any, stack_id: str) -> tuple[str, str, list[Any] | None]:
@@ -360,10 +358,10 @@ def select(engine: Engine, clients: Clients, read: StackRead, cleanup: Watched, 
     except configuration_errors():
         raise
     except (ClientError, BotoCoreError) as exc:
-        cleanup.unknown = aws_error(exc)
+        cleanup.unknown = endpoint_problem(exc, clients.wire) or aws_error(exc)
         return
     except (engine.CleanupError, engine.TransientError, engine.InvalidPropertiesError) as exc:
-        cleanup.unknown = one_line(exc)
+        cleanup.unknown = endpoint_problem(exc, clients.wire) or one_line(exc)
         return
     cleanup.namespace_id = request.namespace_id
     cleanup.selected = frozenset(candidate.job_id for candidate in candidates)
