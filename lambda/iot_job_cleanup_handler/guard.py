@@ -270,7 +270,8 @@ class Guard:
         busy = devices_busy(job)
         named = ", ".join(devices) + (", ..." if busy > len(devices) else "")
         raise DrainTimeoutError(
-            f"Job {look.job_id!r} was cancelled, but {busy} of its devices were still running it "
+            f"Job {look.job_id!r} was cancelled, but {busy} of its devices "
+            f"{'was' if busy == 1 else 'were'} still running it "
             f"when the drain time of {self.request.drain:.0f} s was over ({named}); it was left as it is. "
             "Give the devices longer (drain), or set force=True to delete it anyway.",
             job_id=look.job_id,

@@ -323,7 +323,7 @@ def test_drain_over_with_devices_busy_exits_1_naming_them(endpoint: Endpoint) ->
     code, output = endpoint.run("delete", "--job-id", "ota-stuck", "--drain", "90s", "--yes")
 
     assert code == 1
-    assert "Job 'ota-stuck' was cancelled, but 1 of its devices were still running it" in output
+    assert "Job 'ota-stuck' was cancelled, but 1 of its devices was still running it" in output
     assert "Give the devices longer (--drain), or pass --force to delete it anyway." in output
     assert "force=True" not in output
     assert "1 job this run cancelled is not deleted: ota-stuck." in output
