@@ -72,6 +72,7 @@ class DemoFleet:
     selected: tuple[str, ...]  # tagged fleet=demo-ota, in the demo group
     running: tuple[str, ...]  # of those, IN_PROGRESS
     bystanders: tuple[str, ...]  # another team's jobs, and an untagged one in the demo group
+    devices_seconds: float = DEMO_DEVICES_FINISH_SECONDS  # when the running waves' devices finish
 
     def summary(self) -> str:
         key, value = DEMO_TAG
@@ -79,7 +80,7 @@ class DemoFleet:
             f"Demo fleet: thing group {self.group} ({len(self.things)} things); "
             f"{len(self.selected)} jobs {self.selected[0]}..{self.selected[-1]} tagged {key}={value} "
             f"({len(self.selected) - len(self.running)} COMPLETED, {len(self.running)} IN_PROGRESS: "
-            f"{', '.join(self.running)}, devices finishing in {DEMO_DEVICES_FINISH_SECONDS:.0f} s); "
+            f"{', '.join(self.running)}, devices finishing in {self.devices_seconds:g} s); "
             f"bystanders to leave alone: {', '.join(self.bystanders)}."
         )
 
@@ -94,14 +95,16 @@ def _group(lifecycle: DeletionLifecycle, name: str, things: Sequence[str]) -> st
     return str(arn)
 
 
-def seed_demo(lifecycle: DeletionLifecycle) -> DemoFleet:
+def seed_demo(
+    lifecycle: DeletionLifecycle, devices_seconds: float = DEMO_DEVICES_FINISH_SECONDS
+) -> DemoFleet:
     """A small OTA fleet and its neighbours, created as a fleet leaves them (no call counted).
 
     - thing group ``demo-ota-fleet`` with 4 things;
     - ``ota-wave-01``..``ota-wave-12`` tagged ``fleet=demo-ota``, targeting the group:
       ``COMPLETED``, except waves 11 and 12, ``IN_PROGRESS`` with their devices finishing
-      ``DEMO_DEVICES_FINISH_SECONDS`` from now (a drain waits for them; without force or a
-      drain they cannot be deleted);
+      ``devices_seconds`` from now (a drain waits for them; without force or a drain they
+      cannot be deleted);
     - bystanders: ``billing-fw-1``..``3`` tagged ``fleet=billing`` in another team's group
       (``billing-fw-3`` running, never finishing: a drain must not cancel it), and
       ``ota-manual-1``, untagged, in the demo group, with an ``ota-`` id.
@@ -120,7 +123,7 @@ def seed_demo(lifecycle: DeletionLifecycle) -> DemoFleet:
                 targets=[demo],
                 status=status,
                 tags={key: value},
-                executions_finish_in=DEMO_DEVICES_FINISH_SECONDS if status == "IN_PROGRESS" else math.inf,
+                executions_finish_in=devices_seconds if status == "IN_PROGRESS" else math.inf,
             )
             selected.append(job_id)
             if status == "IN_PROGRESS":
@@ -133,7 +136,7 @@ def seed_demo(lifecycle: DeletionLifecycle) -> DemoFleet:
             bystanders.append(job_id)
         lifecycle.create_job("ota-manual-1", targets=[demo])
         bystanders.append("ota-manual-1")
-    return DemoFleet(DEMO_GROUP, things, tuple(selected), tuple(running), tuple(bystanders))
+    return DemoFleet(DEMO_GROUP, things, tuple(selected), tuple(running), tuple(bystanders), devices_seconds)
 
 
 # --------------------------------------------------------------------------- the command
@@ -191,6 +194,14 @@ def parser() -> argparse.ArgumentParser:
         metavar="S",
         help="how long a job stays DELETION_IN_PROGRESS, in real seconds "
         f"(default {DEFAULT_DELETION_SECONDS:g})",
+    )
+    parsed.add_argument(
+        "--devices-seconds",
+        type=_seconds,
+        default=DEMO_DEVICES_FINISH_SECONDS,
+        metavar="S",
+        help="with --demo: when the running waves' devices finish, in real seconds from start "
+        f"(default {DEMO_DEVICES_FINISH_SECONDS:g})",
     )
     return parsed
 
@@ -271,7 +282,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
         with endpoint(args.port or 0, args.deletion_seconds) as (url, lifecycle):
             lines = banner(url, args.deletion_seconds)
             if args.demo:
-                lines.append(seed_demo(lifecycle).summary())
+                lines.append(seed_demo(lifecycle, args.devices_seconds).summary())
             lines.append("Serving until Ctrl-C.")
             out.write("\n".join(lines) + "\n")
             out.flush()
