@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -59,7 +62,9 @@ def test_calm_destroy_deletes_every_demo_job_and_nothing_else(demo_assembly: Pat
     report = rehearse.rehearse(demo_assembly, time_factor=FAST, out=out, live=False)
 
     assert report.ok, out.getvalue()
-    assert [o.state for o in report.outcomes] == ["complete", "complete", "complete"]
+    # Three cleanups; the runtime one has three stages (total_timeout of 3 hours), each a resource.
+    assert len(report.cleanups) == 3 and len(report.outcomes) == 5
+    assert {o.state for o in report.outcomes} == {"complete"}  # stage 1 deleted them all in time
     assert report.jobs_left == []
     assert report.bystanders_touched == []
     assert sum(len(o.resource.job_ids) for o in report.outcomes) == demo.ROLLOUT_WAVES + 1
@@ -90,8 +95,9 @@ def test_contended_destroy_waits_for_the_slots_others_hold(demo_assembly: Path) 
 
     assert report.ok, out.getvalue()
     assert report.jobs_left == [] and report.bystanders_touched == []
-    # Other stacks held every slot for two deletion times: nothing of ours could finish sooner.
-    assert min(o.elapsed for o in report.outcomes) >= 2 * 60
+    # Other stacks held every slot for two deletion times: nothing of ours could finish sooner
+    # (a later stage starts when the stage before it ends, and ends after it).
+    assert min(o.ended or 0.0 for o in report.outcomes) >= 2 * 60
 
 
 def test_a_cleanup_that_times_out_fails_naming_its_jobs_and_stops_the_server(
@@ -567,6 +573,215 @@ def test_the_usage_line_shows_the_program_that_was_run(
     with pytest.raises(SystemExit):
         rehearse.main(["--help"])
     assert capsys.readouterr().out.startswith("usage: iot-job-cleanup-rehearse ")
+
+
+# The console script as pip writes it for pyproject's [project.scripts] entry.
+CONSOLE_SCRIPT = """#!{python}
+import re
+import sys
+from iot_job_cleanup.rehearse import main
+if __name__ == "__main__":
+    sys.argv[0] = re.sub(r"(-script\\.pyw|\\.exe)?$", "", sys.argv[0])
+    sys.exit(main())
+"""
+CONSTRUCTS = Path(__file__).resolve().parents[2] / "constructs"
+
+
+def run_program(*command: str | Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """A real process of the rehearsal's command, the library from this repository."""
+    return subprocess.run(
+        [str(part) for part in command],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(CONSTRUCTS)},
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_the_usage_line_names_the_console_script_or_the_module_as_each_was_run(tmp_path: Path) -> None:
+    installed = Path(sys.executable).parent / "iot-job-cleanup-rehearse"
+    script = tmp_path / "bin" / "iot-job-cleanup-rehearse"
+    script.parent.mkdir()
+    script.write_text(CONSOLE_SCRIPT.format(python=sys.executable))
+    script.chmod(0o755)
+    module = (sys.executable, "-m", "iot_job_cleanup.rehearse")
+    runs = {"iot-job-cleanup-rehearse": [(script,), *([(installed,)] if installed.is_file() else [])]}
+    runs["python -m iot_job_cleanup.rehearse"] = [module]
+
+    for name, commands in runs.items():
+        for command in commands:
+            helped = run_program(*command, "--help")
+            assert helped.returncode == 0, helped.stderr
+            assert helped.stdout.startswith(f"usage: {name} ["), (command, helped.stdout)
+            refused = run_program(*command, "--scenario", "stormy")
+            assert refused.returncode == 2
+            assert refused.stderr.startswith(f"usage: {name} ["), (command, refused.stderr)
+            assert f"\n{name}: error: argument --scenario: invalid choice: 'stormy'" in refused.stderr
+
+
+# --------------------------------------------------------------------------- the long scenario
+
+
+@pytest.fixture(scope="module")
+def long_demo(demo_assembly: Path) -> tuple[subprocess.CompletedProcess[str], float]:
+    """``--scenario long`` on the demo app, as `make demo REHEARSE_ARGS="--scenario long"` runs
+    it (its own process: what reaches the terminal is its stdout and stderr), and its wall time."""
+    started = time.monotonic()
+    result = run_program(
+        sys.executable, "-m", "iot_job_cleanup.rehearse", "--cdk-out", demo_assembly, "--scenario", "long",
+        "--no-live",
+    )  # fmt: skip
+    return result, time.monotonic() - started
+
+
+def summary_line(output: str, start: str) -> str:
+    """The line of the summary (not of the progress above it) that starts so."""
+    (line,) = [line for line in output.split("\nSummary\n")[-1].splitlines() if line.startswith(start)]
+    return line
+
+
+def test_the_long_scenario_on_the_demo_hands_over_between_stages_and_every_job_goes(
+    long_demo: tuple[subprocess.CompletedProcess[str], float],
+) -> None:
+    result, wall = long_demo
+    output = result.stdout
+    assert result.returncode == 0, output + result.stderr
+    # Only the jobs the staged cleanup selects take long; the cleanups of an hour finish at once.
+    assert (
+        "destroy: the long scenario: 5 jobs of IotJobCleanupDemo/RuntimeRolloutsCleanup take 5400 s "
+        "to delete (at most 5 at once, the other cleanups keep the rest); every other deletion takes 60 s"
+        in output
+    )
+    for cleanup in ("RolloutJobsCleanup", "ConfigSyncCleanup"):
+        line = summary_line(output, f"  IotJobCleanupDemo/{cleanup}")
+        seconds = re.search(r": COMPLETE after (\d+) s simulated", line)
+        assert seconds and int(seconds.group(1)) < 1800, line
+    staged = summary_line(output, "  IotJobCleanupDemo/RuntimeRolloutsCleanup (3 stages): ")
+    assert re.search(r"COMPLETE in stage [23] of 3, after (\d+) s simulated", staged), staged
+    took = int(re.search(r"after (\d+) s simulated", staged).group(1))  # type: ignore[union-attr]
+    assert 3600 < took < 3 * 3600, staged  # more than an hour, within its stages
+    assert re.search(r"\n  hand-overs: [1-9]", output) and ", 1 hand-over" in staged
+    assert "runtime jobs deleted, 5 of 5" in output and "bystanders left alone, 6 of 6" in output
+    assert "  jobs left: none\n" in output
+    assert output.endswith("\nOK: every job is gone.\n"), output[-2000:]
+    assert wall < 60, wall
+
+
+def test_the_handlers_log_records_do_not_reach_the_terminal(
+    long_demo: tuple[subprocess.CompletedProcess[str], float],
+) -> None:
+    """The handler logs a stage's hand-over as a WARNING (and more as it goes); with no handler
+    of its own Python's last resort would print them bare on stderr. The rehearsal's own lines
+    say what happened, the hand-over included."""
+    result, _ = long_demo
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stderr == ""
+    assert re.search(r"\ndestroy: +\S+: stage 1 of 3 hands over at \d+ s simulated: ", result.stdout)
+
+
+def test_the_engines_logger_is_routed_only_while_a_rehearsal_runs(small_assembly: Path) -> None:
+    engine = logging.getLogger("iot_job_cleanup")
+    seen: list[list[logging.Handler]] = []
+
+    def during(request: rehearse.HandlerRequest) -> None:
+        seen.append(list(engine.handlers))
+
+    before = list(engine.handlers)
+    rehearse.rehearse(
+        small_assembly, time_factor=FAST, out=io.StringIO(), live=False, hooks=rehearse.Hooks(prepared=during)
+    )
+
+    assert seen and all(any(isinstance(h, logging.NullHandler) for h in handlers) for handlers in seen)
+    assert engine.handlers == before
+
+
+# --------------------------------------------------------------------------- counted nouns
+
+PLURAL_NOUNS = (
+    "cleanup resources|handler invocations|jobs|resources|cleanups|stages|hand-overs|times|invocations|"
+    "bystanders|others"
+)
+SINGULAR_NOUNS = (
+    "cleanup resource|handler invocation|job|resource|cleanup|stage|hand-over|time|invocation|bystander|other"
+)
+ONE_WITH_A_PLURAL = re.compile(rf"(?<![\w.-])1 (?:{PLURAL_NOUNS})\b")
+MANY_WITH_A_SINGULAR = re.compile(
+    rf"(?<![\w.-])(?:0|[2-9]|\d{{2,}}) (?:{SINGULAR_NOUNS})\b(?!s)(?! resource| invocation)"
+)
+
+
+def miscounted(output: str) -> list[str]:
+    """The lines where a count and its noun disagree (1 jobs, 2 job, 1 cleanup resources), or
+    where the noun hedges (job(s))."""
+    return [
+        line
+        for line in output.splitlines()
+        if ONE_WITH_A_PLURAL.search(line) or MANY_WITH_A_SINGULAR.search(line) or "(s)" in line
+    ]
+
+
+def test_the_noun_check_catches_what_it_is_for() -> None:
+    wrong = [
+        "1 jobs, 1 deleted",
+        "1 cleanup resources unchanged",
+        "2 handler invocation",
+        "answered 1 times",
+        "0 hand-over",
+        "13 job named",
+        "5 job(s)",
+    ]
+    right = ["1 job, 1 deleted", "2 cleanup resources", "1 handler invocation", "10 jobs", "stage 1 of 3"]
+    assert miscounted("\n".join(wrong)) == wrong
+    assert miscounted("\n".join(right)) == []
+
+
+def test_every_count_of_the_rehearsals_output_agrees_with_its_noun(
+    demo_assembly: Path,
+    small_assembly: Path,
+    tmp_path: Path,
+    long_demo: tuple[subprocess.CompletedProcess[str], float],
+) -> None:
+    calm = io.StringIO()
+    assert rehearse.rehearse(demo_assembly, time_factor=FAST, out=calm, live=False).ok, calm.getvalue()
+    rollout = cleanup_id(json.loads((small_assembly / f"{SMALL}.template.json").read_text()), "Rollout")
+
+    def rename_rollout(template: dict[str, Any]) -> None:
+        template["Resources"]["RolloutRenamed0123ABCD"] = template["Resources"].pop(rollout)
+
+    renamed = edited_copy(small_assembly, tmp_path / "renamed.out", rename_rollout)
+    update = io.StringIO()
+    updated = rehearse.rehearse(renamed, update_from=small_assembly, time_factor=FAST, out=update, live=False)
+    assert updated.ok, update.getvalue()
+    released = io.StringIO()  # an update's released jobs, none kept by Retain
+    rehearse.print_summary(
+        rehearse.Report([], [], [], {"DeleteJob": 1}, 1, 0.0, jobs_released=["dropped-1"]), released
+    )
+    outputs = {
+        "calm": calm.getvalue(),
+        "update": update.getvalue(),
+        "long": long_demo[0].stdout,
+        "released": released.getvalue(),
+    }
+
+    assert {name: miscounted(output) for name, output in outputs.items()} == {name: [] for name in outputs}
+    # The lines that said "1 jobs", "1 cleanup resources", "except 0 kept", "owned by 5 cleanup
+    # resources" (2 of them name the 13 jobs) and "1 times":
+    assert re.search(
+        r"ConfigSyncCleanup\w+: COMPLETE after \d+ s simulated \(.*\), 1 job, 1 deleted, ", outputs["calm"]
+    )
+    assert (
+        "deploy: IotJobCleanupDemo: CREATE_COMPLETE; 13 jobs named by 2 cleanup resources, "
+        "3 more select jobs by their filters\n" in outputs["calm"]
+    )
+    assert "update:   1 cleanup resource unchanged: no request sent to it\n" in outputs["update"]
+    assert "OK: every job is gone, except 2 kept by DeletionPolicy Retain.\n" in outputs["update"]
+    assert outputs["released"].endswith(
+        "LimitExceededException answered 1 time\n  jobs left: none\n"
+        "  jobs no cleanup names or selects after the update (left alone): dropped-1\n"
+        "  jobs no cleanup selects that were deleted or changed: none\n"
+        "OK: every job is gone, except 1 no cleanup names or selects any more.\n"
+    )
 
 
 # --------------------------------------------------------------------------- the runtime actor

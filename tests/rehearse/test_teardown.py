@@ -11,6 +11,7 @@ import json
 import shutil
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import aws_cdk as cdk
@@ -22,6 +23,7 @@ from iot_job_cleanup.cfn import OfflineValues, UnresolvableError
 from iot_job_cleanup.cfn.offline import Exports
 from iot_job_cleanup.rehearse import HandlerFunction, Outcome, Report, StackPlan
 from iot_job_cleanup.rehearse.assembly import CleanupResource
+from iot_job_cleanup.rehearse.long import LongDeletions
 
 FAST = 200.0  # simulated seconds per wall second
 
@@ -366,13 +368,18 @@ def test_two_regions_each_have_their_own_iot_with_ten_deletion_slots(tmp_path: P
 @pytest.fixture(scope="module")
 def staged_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Backlog: 20 jobs, 3 hours (3 stages). Short: 10 jobs, 1 hour and 2 minutes (2 stages,
-    the last of 120 s)."""
+    the last of 120 s). Shared: the demo's shape, a cleanup of an hour with 13 named jobs next
+    to a 3-hour one (20 jobs: enough to take every slot) in the same stack and region."""
     out = tmp_path_factory.mktemp("staged") / "cdk.out"
     app = cdk.App(outdir=str(out))
     backlog = [f"backlog-{index:02d}" for index in range(20)]
     IotJobCleanup(cdk.Stack(app, "Long"), "Backlog", job_ids=backlog, total_timeout=cdk.Duration.hours(3))
     short = [f"short-{index:02d}" for index in range(10)]
     IotJobCleanup(cdk.Stack(app, "Short"), "Backlog", job_ids=short, total_timeout=cdk.Duration.minutes(62))
+    shared = cdk.Stack(app, "Shared")
+    IotJobCleanup(shared, "Waves", job_ids=[f"wave-{index:02d}" for index in range(13)])
+    staged = [f"staged-{index:02d}" for index in range(20)]
+    IotJobCleanup(shared, "Rollouts", job_ids=staged, total_timeout=cdk.Duration.hours(3))
     app.synth()
     return out
 
@@ -397,12 +404,64 @@ def test_the_long_scenario_hands_stage_one_over_and_stage_two_finishes(staged_as
     assert ran(stages[0])[1] > 3000  # stage 1 ran out of its hour...
     assert stages[0].left and set(stages[0].left) <= set(stages[1].deleted) | set(stages[0].deleted)
     assert len(stages[0].deleted) + len(stages[1].deleted) == 20  # ...stage 2 deleted the rest
+    # Alone in its region, its long deletions may hold all 10 slots (10 of its jobs take long).
+    assert "10 jobs of Long/Backlog take 5400 s to delete (at most 10 at once" in output
     assert stages[2].deleted == {}
     assert report.hand_overs == [stages[0]]
     assert "Long/Backlog (3 stages): COMPLETE in stage 2 of 3" in output
     assert f"handed {len(stages[0].left)} over to stage 2" in output
     assert "hand-overs: 1 (Long/Backlog stage 1 to 2)" in output
     assert wall < 40, wall
+
+
+def staged_cleanup(
+    stack: str, name: str, jobs: list[str], hours: int, region: str = "eu-west-1"
+) -> list[Outcome]:
+    """The destroy's outcomes of a cleanup of ``hours`` stages (one of an hour: a plain one)."""
+    stages = {"Stages": str(hours), "Cleanup": name} if hours > 1 else {"Cleanup": name}
+    return [
+        Outcome(
+            CleanupResource(
+                stack,
+                f"{name}Stage{stage}",
+                {"JobIds": jobs, "TotalTimeoutSeconds": "3600", **stages, "Stage": str(stage)},
+                NOWHERE,
+                NOWHERE,
+                region=region,
+            )
+        )
+        for stage in range(1, hours + 1)
+    ]
+
+
+def test_the_long_deletions_go_to_the_jobs_of_cleanups_of_stages_at_most_half_the_slots_when_shared() -> None:
+    big = staged_cleanup("S", "Big", [f"big-{index:02d}" for index in range(20)], 3)
+    small = staged_cleanup("S", "Small", ["small-1", "small-2", "shared-1"], 2)
+    hour = staged_cleanup("S", "Hour", ["wave-1", "shared-1"], 1)  # shared-1: the hour's cleanup's too
+    alone = staged_cleanup("T", "Alone", [f"alone-{index:02d}" for index in range(12)], 3, region="us-east-1")
+    outcomes = [*big, *small, *hour, *alone]
+    plans = [StackPlan("S", [], [], [o.resource for o in [*big, *small, *hour]], {})]
+    plans.append(StackPlan("T", [], [], [o.resource for o in alone], {}, region="us-east-1"))
+    slow = LongDeletions(plans, usual_seconds=60, per_target_seconds=2)
+
+    line = slow.assign(outcomes)
+
+    def seconds(region: str, job_id: str) -> float:
+        return slow(SimpleNamespace(region_name=region, job_id=job_id, targets=["group"]))
+
+    eu = {job for (region, job) in slow.long if region == "eu-west-1"}
+    # Shared with a cleanup of an hour: 5 long deletions at most, the cleanups of stages in turn.
+    assert eu == {"big-00", "big-01", "big-02", "small-1", "small-2"}
+    assert seconds("eu-west-1", "big-00") == 5400 + 2 and seconds("eu-west-1", "small-1") == 5400 + 2
+    assert seconds("eu-west-1", "big-03") == 60 + 2  # past the share: the usual time
+    assert seconds("eu-west-1", "shared-1") == 60 + 2 and seconds("eu-west-1", "wave-1") == 60 + 2
+    # Alone in its region: all 10 slots.
+    assert {job for (region, job) in slow.long if region == "us-east-1"} == {
+        f"alone-{i:02d}" for i in range(10)
+    }
+    assert seconds("eu-west-1", "alone-00") == 60 + 2  # another region's job of that id
+    assert "3 jobs of S/Big take 5400 s" in line and "2 jobs of S/Small take 5400 s" in line
+    assert "eu-west-1: at most 5 at once" in line and "us-east-1: at most 10 at once" in line
 
 
 def test_after_a_hand_over_the_last_stage_failing_is_the_cleanups_failure(staged_assembly: Path) -> None:
@@ -435,3 +494,30 @@ def test_the_long_scenario_needs_a_cleanup_of_stages(
     error = capsys.readouterr().err
     assert code == 2
     assert "--scenario long rehearses a cleanup longer than an hour" in error
+
+
+def test_the_long_scenario_leaves_the_cleanups_of_an_hour_half_the_slots(staged_assembly: Path) -> None:
+    """The demo's shape: the jobs of the cleanup of stages take long (5400 s), which would
+    starve a cleanup of one hour that shares their region if they held every slot; at most 5
+    of them take long, so the hour's cleanup finishes as in the calm scenario, and the cleanup
+    of stages still needs more than its first hour."""
+    out = io.StringIO()
+    started = time.monotonic()
+
+    report = rehearse.rehearse(
+        staged_assembly, stacks=["Shared"], scenario="long", time_factor=800, out=out, live=False
+    )
+
+    wall = time.monotonic() - started
+    output = out.getvalue()
+    assert report.ok, output
+    waves = outcome_of(report, "Shared", "Waves")
+    assert waves.state == "complete" and ran(waves)[1] < 1800  # well within its hour
+    assert len(waves.deleted) == 13
+    stages = report.cleanups["Shared/Rollouts"]
+    assert [o.state for o in stages] == ["handed over", "complete", "complete"]
+    assert ran(stages[1])[1] > 5400  # its long deletions outlast the first hour
+    assert "5 jobs of Shared/Rollouts take 5400 s to delete (at most 5 at once" in output
+    assert "every other deletion takes 60 s" in output
+    assert output.endswith("OK: every job is gone.\n")
+    assert wall < 40, wall

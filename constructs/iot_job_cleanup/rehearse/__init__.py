@@ -5,7 +5,8 @@ resources, offline, by CloudFormation's rules (``python -m iot_job_cleanup.rehea
 Needs the emulator extra (moto's server, boto3) and the engine; never aws-cdk-lib nor Node.
 Its modules, in the order a rehearsal uses them (each imports only those above it):
 
-- ``base``: ``RehearsalError``, the offline account and region, ``ScaledClock``;
+- ``base``: ``RehearsalError``, the offline account and region, ``ScaledClock``, ``counted``
+  nouns, the engine's log kept off the terminal;
 - ``oracle``: which jobs should go (a cleanup's ``Filters``, judged apart from the handler's);
 - ``assembly``: reading a cloud assembly: stacks (of nested assemblies and nested stacks too,
   each with its region and dependencies), cleanup resources (a cleanup's stages) and their
@@ -20,6 +21,7 @@ Its modules, in the order a rehearsal uses them (each imports only those above i
 - ``fleet``: thing groups, things and jobs, the runtime actor and its bystanders;
 - ``deploy``, ``update``: the phases before the destroy;
 - ``teardown``: the destroy's requests sent in CloudFormation's order, the stacks' parts;
+- ``long``: the long scenario's deletion time (the jobs of the cleanups of stages take long);
 - ``view``: the destroy's live view; ``report``: the ``Report`` and its summary;
 - ``destroy``: the destroy phase, judged;
 - ``command``: ``rehearse()``, the scenarios, argument parsing and ``main``; ``__main__``:

@@ -1,7 +1,8 @@
-"""python -m iot_job_cleanup.rehearse: the rehearsal's command."""
+"""python -m iot_job_cleanup.rehearse: the rehearsal's command (its usage line says so:
+``command.program_name``)."""
 
 import sys
 
-from .command import PROG, main
+from .command import main
 
-sys.exit(main(prog=PROG))
+sys.exit(main())

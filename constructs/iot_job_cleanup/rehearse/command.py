@@ -28,8 +28,10 @@ handler asks for its stack's status), then plays CloudFormation:
 
 Stacks come from the cloud assembly, its nested cloud assemblies (a ``Stage``'s ``assembly-*``
 folders) and nested stacks; each region has its own emulated IoT, with its own 10 deletion
-slots. ``--scenario long`` makes the deletions slow enough that the largest cleanup of stages
-takes more than an hour, and time run faster, so its stages hand over in a few seconds.
+slots. ``--scenario long`` makes the deletions of the jobs of every cleanup of stages slow
+enough that it needs more than its first hour (``long``; the other cleanups' deletions take
+the usual time, and keep half the slots), and time run faster, so its stages hand over in a
+few seconds.
 
 Each request runs the handler code from the asset folder in the cloud assembly (what would
 really be uploaded) the way the Provider framework does: ``on_event`` once, then
@@ -46,65 +48,45 @@ cleanup. Every other job must be left exactly as it was, neither deleted nor can
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TextIO
 
 from ..cfn import RESOURCE_TYPE, UnresolvableError
-from .assembly import CleanupResource, StackPlan, read_assembly
-from .base import RehearsalError, ScaledClock, require_emulator
+from .assembly import StackPlan, read_assembly
+from .base import RehearsalError, ScaledClock, engine_log_kept_off_the_terminal, require_emulator
 from .deploy import deploy_phase, provision
 from .destroy import Contention, destroy
 from .endpoint import Endpoint, iot_endpoint
-from .fleet import RuntimeActor, runtime_statuses
+from .fleet import RuntimeActor
 from .handlers import Outcome
+from .long import LongDeletions
 from .report import Report, print_summary
 from .stacks import Hooks, Stacks
 from .update import checked_update
 
-__all__ = ["PROG", "SCENARIOS", "long_deletion_seconds", "main", "rehearse"]
+__all__ = ["PROG", "SCENARIOS", "SCRIPT", "main", "program_name", "rehearse"]
 
-PROG = "python -m iot_job_cleanup.rehearse"
+PROG = "python -m iot_job_cleanup.rehearse"  # run as a module
+SCRIPT = "iot-job-cleanup-rehearse"  # the console script
+MODULE_MAIN = "iot_job_cleanup.rehearse.__main__"
 SCENARIOS = ("calm", "contended", "long")
-# Each scenario's time factor and deletion time, unless given (long: see long_deletion_seconds).
+# Each scenario's time factor, and the deletion time, unless given (long: the jobs of the
+# cleanups of stages take longer, see ``long``).
 TIME_FACTORS = {"calm": 30.0, "contended": 30.0, "long": 400.0}
 DELETION_SECONDS = 60.0
-STAGE_SECONDS = 3600.0  # one stage's time: CloudFormation's limit for a custom resource
-SLOTS = 10
 
 
-def long_deletion_seconds(plans: list[StackPlan]) -> float:
-    """How long a deletion takes in the long scenario: so long that the largest cleanup of
-    stages (the most rounds of 10 deletions) needs more than its first stage's hour and less
-    than all of its stages' time, whatever its size. Without such a cleanup there is no long
-    teardown to rehearse: the assembly cannot be rehearsed so."""
-    staged: dict[str, list[CleanupResource]] = {}
-    for plan in plans:
-        for cleanup in plan.cleanups:
-            if cleanup.stages > 1 and not cleanup.retained:
-                staged.setdefault(cleanup.cleanup, []).append(cleanup)
-    if not staged:
-        raise RehearsalError(
-            "--scenario long rehearses a cleanup longer than an hour, through its stages (one custom "
-            "resource per hour of total_timeout, Stage and Stages properties); no cleanup resource "
-            "of the assembly has stages. Give a cleanup total_timeout=Duration.hours(2) or more, "
-            "synthesize, and rehearse again."
-        )
-
-    def rounds(stages: list[CleanupResource]) -> int:
-        first = stages[0]
-        jobs = len(first.job_ids) + (len(runtime_statuses(first)) if first.filters.given else 0)
-        return max(1, math.ceil(jobs / SLOTS))
-
-    def total_seconds(stages: list[CleanupResource]) -> float:
-        return sum(float(stage.properties.get("TotalTimeoutSeconds") or STAGE_SECONDS) for stage in stages)
-
-    largest = max(staged.values(), key=rounds)
-    # Past the first hour by half of what the other stages give, at most half an hour.
-    target = STAGE_SECONDS + min(1800.0, (total_seconds(largest) - STAGE_SECONDS) / 2)
-    return math.ceil(target / rounds(largest))
+def program_name() -> str:
+    """The program as it was run, for the usage line: ``python -m iot_job_cleanup.rehearse``
+    when run as a module (``__main__`` is this package's), else the console script,
+    ``iot-job-cleanup-rehearse``. Not argparse's guess from ``sys.argv[0]``: Python 3.11's
+    names a module after its file (``__main__.py``), and a caller's ``-c`` or test runner is
+    no program of ours."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    return PROG if getattr(spec, "name", None) == MODULE_MAIN else SCRIPT
 
 
 def _plans(
@@ -152,8 +134,12 @@ def rehearse(
     if scenario not in SCENARIOS:
         raise RehearsalError(f"--scenario {scenario}: there is no such scenario ({', '.join(SCENARIOS)}).")
     plans, old_plans, left_alone = _plans(cdk_out, update_from, stacks, dict(parameters or {}))
-    if deletion_seconds is None:
-        deletion_seconds = long_deletion_seconds(plans) if scenario == "long" else DELETION_SECONDS
+    slow: LongDeletions | None = None  # the long scenario's: its cleanups of stages take long
+    if scenario == "long":
+        slow = LongDeletions(plans, DELETION_SECONDS, seconds_per_target)  # refuses none with stages
+        if deletion_seconds is not None:
+            slow = None  # every deletion takes the time given
+    deletion_seconds = DELETION_SECONDS if deletion_seconds is None else deletion_seconds
     time_factor = time_factor if time_factor is not None else TIME_FACTORS[scenario]
     out = out or sys.stdout
     live = out.isatty() if live is None else live
@@ -177,19 +163,31 @@ def rehearse(
     if len(regions) > 1:
         out.write(f"Regions: {', '.join(regions)}, each with its own IoT and its own 10 deletion slots.\n")
     if scenario == "long":
+        slowed = (
+            f"the jobs of each cleanup of stages take long enough to delete that it needs more than "
+            f"its first hour: {slow.describe()}; every other deletion takes {deletion_seconds:g} s"
+            if slow is not None
+            else f"every deletion takes the {deletion_seconds:g} s given"
+        )
         out.write(
-            "The long scenario: a deletion takes long enough that the largest cleanup of stages needs "
-            "more than an hour; a stage that runs out of time hands its jobs over to the next.\n"
+            f"The long scenario: {slowed}. A stage that runs out of time hands its jobs over to the next.\n"
         )
     clock = ScaledClock(time_factor)
-    deletion = DeletionTime(deletion_seconds, seconds_per_target)
-    with iot_endpoint(clock, deletion, list_lag, regions) as endpoint:
+    deletion = slow or DeletionTime(deletion_seconds, seconds_per_target)
+    with engine_log_kept_off_the_terminal(), iot_endpoint(clock, deletion, list_lag, regions) as endpoint:
         record = Stacks(endpoint, clock, out, hooks, plans=old_plans + plans)
         actor = RuntimeActor(endpoint, record.say)
         report = _phases(record, actor, plans, old_plans, cdk_out, update_from)
         if not report.stopped:
             destroyed = destroy(
-                record, actor, plans, old_plans, contention, live=live, refresh_seconds=refresh_seconds
+                record,
+                actor,
+                plans,
+                old_plans,
+                contention,
+                live=live,
+                refresh_seconds=refresh_seconds,
+                slow=slow,
             )
             report = _with_update(destroyed, report)
     print_summary(report, out)
@@ -263,8 +261,8 @@ def _parameter(text: str) -> tuple[str, str]:
 
 def parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The command's arguments; ``prog``: the program name its usage shows (default: the one
-    that was run, e.g. iot-job-cleanup-rehearse)."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    that was run, ``program_name``)."""
+    parser = argparse.ArgumentParser(prog=prog or program_name(), description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--cdk-out", type=Path, default=Path("cdk.out"), help="the synthesized cloud assembly"
     )
@@ -289,7 +287,8 @@ def parser(prog: str | None = None) -> argparse.ArgumentParser:
         choices=SCENARIOS,
         default="calm",
         help="contended: other stacks' cleanups hold every slot and race ours for each freed one; "
-        "long: deletions so slow that a cleanup of stages takes more than an hour (time x400)",
+        "long: the jobs of the cleanups of stages so slow to delete that each takes more than an "
+        "hour, handing over between its stages (time x400)",
     )
     parser.add_argument(
         "--time-factor", type=float, help="simulated seconds per wall second (30; the long scenario: 400)"
@@ -297,7 +296,8 @@ def parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--deletion-seconds",
         type=float,
-        help="how long one deletion takes (60; the long scenario: enough for more than an hour)",
+        help="how long one deletion takes (60; given with the long scenario, every deletion "
+        "takes it, the jobs of the cleanups of stages too)",
     )
     parser.add_argument(
         "--seconds-per-target", type=float, default=0.0, help="extra deletion time per target"

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from .assembly import StackPlan
-from .base import BYSTANDER_JOB
+from .base import BYSTANDER_JOB, counted
 from .endpoint import Endpoint
 from .fleet import group_arn, thing_arn
 from .handlers import Outcome
@@ -80,8 +80,15 @@ def deploy_phase(stacks: Stacks, plans: list[StackPlan], source: Path) -> tuple[
                 )
         stacks.set_status(plan.name, "CREATE_COMPLETE")
         jobs = {job for cleanup in plan.cleanups for job in cleanup.job_ids}
-        stacks.say(
-            f"deploy: {plan.name}: CREATE_COMPLETE; {len(jobs)} jobs owned by "
-            f"{len(plan.cleanups)} cleanup resources"
-        )
+        naming = sum(bool(cleanup.job_ids) for cleanup in plan.cleanups)
+        by_filters = sum(not cleanup.job_ids and cleanup.filters.given for cleanup in plan.cleanups)
+        if jobs:
+            owned = f"{counted(len(jobs), 'job')} named by {counted(naming, 'cleanup resource')}"
+            verb = "selects" if by_filters == 1 else "select"
+            owned += f", {by_filters} more {verb} jobs by their filters" if by_filters else ""
+        else:
+            owned = "no job named" + (
+                f"; {counted(by_filters, 'cleanup resource')} with filters" if by_filters else ""
+            )
+        stacks.say(f"deploy: {plan.name}: CREATE_COMPLETE; {owned}")
     return outcomes, ""

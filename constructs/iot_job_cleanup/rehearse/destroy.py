@@ -9,10 +9,11 @@ import time
 from dataclasses import dataclass
 
 from .assembly import CleanupResource, StackPlan
-from .base import KEPT
+from .base import KEPT, counted
 from .endpoint import Endpoint
 from .fleet import RuntimeActor, RuntimeJob
 from .handlers import Outcome
+from .long import LongDeletions
 from .oracle import JobFacts, JobKey, all_job_facts, in_region, selected_jobs
 from .order import DeletionOrder
 from .report import Report
@@ -94,7 +95,10 @@ def destroy(
     *,
     live: bool,
     refresh_seconds: float,
+    slow: LongDeletions | None = None,
 ) -> Report:
+    """``slow``: the long scenario's deletion time, told here which jobs take long (once the
+    oracle has decided which jobs each cleanup selects)."""
     endpoint = stacks.endpoint
     order = DeletionOrder.of(plans)
     outcomes = [
@@ -128,6 +132,8 @@ def destroy(
     for job in runtime:
         job.expected = expected.of((job.region, job.job_id))
     _announce(stacks, plans, outcomes, expected)
+    if slow is not None:
+        stacks.say(slow.assign(outcomes))
     view = View(stacks.out, stacks.clock, endpoint, outcomes, live)
     teardown = Teardown(stacks, plans, outcomes, requests, order, view.origin)
     _play(teardown, view, live, refresh_seconds)
@@ -137,17 +143,22 @@ def destroy(
 def _announce(stacks: Stacks, plans: list[StackPlan], outcomes: list[Outcome], expected: Expected) -> None:
     ours, retained = expected.ours, expected.retained
     named = {(o.resource.region, job) for o in outcomes for job in o.resource.job_ids}
+    naming = sum(bool(o.resource.job_ids) for o in outcomes)  # the resources that name them
     selected = (ours | retained) - named
     kept_note = f" ({len(retained - ours)} {KEPT})" if retained - ours else ""
     tops = [plan for plan in plans if plan.parent is None]
     first = [plan.name for plan in tops if not any(plan.name in other.dependencies for other in tops)]
     later = ", ".join(plan.name for plan in tops if plan.name not in first)
+    others = len(set(expected.before) - ours - retained)
+    if named:
+        jobs = f"{counted(len(named), 'job')} named by {counted(naming, 'cleanup resource')}"
+        jobs += f", {len(selected)} more their filters select" if selected else ""
+    else:
+        jobs = f"{counted(len(selected), 'job')} their filters select" if selected else "no job to delete"
     stacks.out.write(
         f"destroy: {', '.join(first)}: DELETE_IN_PROGRESS"
         f"{f' ({later} once the stacks that depend on them are gone)' if later else ''}; "
-        f"{len(named)} jobs named by {len(outcomes)} cleanup resources"
-        f"{f', {len(selected)} more their filters select' if selected else ''}{kept_note}, "
-        f"{len(set(expected.before) - ours - retained)} others\n"
+        f"{jobs}{kept_note}, {counted(others, 'other')}\n"
     )
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from .assembly import CleanupResource, StackPlan
-from .base import ACCOUNT, REGION
+from .base import ACCOUNT, REGION, counted
 from .endpoint import Endpoint
 from .oracle import Filters, JobFacts
 
@@ -179,15 +179,15 @@ def _created_text(jobs: list[RuntimeJob]) -> str:
     selected = Counter(job.status for job in jobs if not job.why)
     bystanders = Counter(job.why for job in jobs if job.why)
 
-    def counted(counter: Counter[str], what: str, each: str) -> str:
+    def tallied(counter: Counter[str], noun: str, plural: str, each: str) -> str:
         if not counter:
-            return f"no {what}"
+            return f"no {plural}"
         parts = ", ".join(each.format(key=key, count=count) for key, count in counter.items())
-        return f"{sum(counter.values())} {what} ({parts})"
+        return f"{counted(sum(counter.values()), noun, plural)} ({parts})"
 
     text = (
-        f"{counted(selected, 'jobs it selects', '{count} {key}')} and "
-        f"{counted(bystanders, 'bystanders', '{key} {count}')}"
+        f"{tallied(selected, 'job it selects', 'jobs it selects', '{count} {key}')} and "
+        f"{tallied(bystanders, 'bystander', 'bystanders', '{key} {count}')}"
     )
     if "SCHEDULED" not in selected:
         text += "; none running or scheduled: without force or drain they would fail the cleanup"

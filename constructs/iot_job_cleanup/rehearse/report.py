@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from .base import KEPT
+from .base import KEPT, counted
 from .fleet import RuntimeJob
 from .handlers import Outcome
 from .teardown import StackPart
@@ -91,7 +91,8 @@ def print_summary(report: Report, out: TextIO) -> None:
     if report.stopped:
         out.write(f"  stopped before the destroy: {report.stopped}\n")
     calls = ", ".join(f"{name} {count}" for name, count in sorted(report.iot_calls.items()))
-    out.write(f"  IoT calls: {calls}; LimitExceededException answered {report.limit_exceeded} times\n")
+    refused = counted(report.limit_exceeded, "time")
+    out.write(f"  IoT calls: {calls}; LimitExceededException answered {refused}\n")
     for region, by_operation in report.iot_calls_by_region.items():
         calls = ", ".join(f"{name} {count}" for name, count in sorted(by_operation.items()))
         out.write(f"    in {region}: {calls or 'none'}\n")
@@ -100,11 +101,12 @@ def print_summary(report: Report, out: TextIO) -> None:
     if not report.ok:
         out.write("FAILED: see above.\n")
     elif report.jobs_kept or report.jobs_released:
-        released = len(report.jobs_released)
-        out.write(
-            f"OK: every job is gone, except {len(report.jobs_kept)} kept by DeletionPolicy Retain"
-            f"{f' and {released} no cleanup names or selects any more' if released else ''}.\n"
-        )
+        kept, released = len(report.jobs_kept), len(report.jobs_released)
+        exceptions = [
+            *([f"{kept} kept by DeletionPolicy Retain"] if kept else []),
+            *([f"{released} no cleanup names or selects any more"] if released else []),
+        ]
+        out.write(f"OK: every job is gone, except {' and '.join(exceptions)}.\n")
     else:
         out.write("OK: every job is gone.\n")
 
@@ -147,7 +149,7 @@ def _print_outcome(o: Outcome, out: TextIO) -> None:
         return
     line = f"  {o.resource.name}: {o.state.upper()} "
     line += f"after {o.elapsed:.0f} s simulated ({_part(o)}), {_jobs_count(o)}, {len(o.deleted)} deleted, "
-    line += f"{o.invocations} handler invocations"
+    line += counted(o.invocations, "handler invocation")
     out.write(line + (f"\n    reason: {o.reason}" if o.reason else "") + "\n")
 
 
@@ -166,11 +168,12 @@ def _print_stages(name: str, stages: list[Outcome], out: TextIO) -> None:
     where = f" in stage {finisher.resource.stage} of {count}" if last.state == "complete" else ""
     result = "RETAINED" if last.state == "retained" else last.state.upper()
     out.write(
-        f"  {name} ({count} stages): {result}{where}{span}, {_jobs_count(last)}, "
-        f"{handed} hand-over{'s' if handed != 1 else ''}\n"
+        f"  {name} ({counted(count, 'stage')}): {result}{where}{span}, {_jobs_count(last)}, "
+        f"{counted(handed, 'hand-over')}\n"
     )
     if len(stages) < count:
-        out.write(f"    (only {len(stages)} of its {count} stages are in the template)\n")
+        verb = "is" if len(stages) == 1 else "are"
+        out.write(f"    (only {len(stages)} of its {counted(count, 'stage')} {verb} in the template)\n")
     for o in stages:
         stage = f"    stage {o.resource.stage} {o.resource.name}: "
         if o.state == "retained":
@@ -179,10 +182,10 @@ def _print_stages(name: str, stages: list[Outcome], out: TextIO) -> None:
         if o.state == "not sent":
             out.write(f"{stage}NOT SENT\n      reason: {o.reason}\n")
             continue
-        text = f"{stage}{o.state.upper()} ({_part(o)}), deleted {len(o.deleted)} jobs"
+        text = f"{stage}{o.state.upper()} ({_part(o)}), deleted {counted(len(o.deleted), 'job')}"
         if o.handed_over:
             text += f", handed {len(o.left)} over to stage {o.resource.stage + 1}"
-        text += f", {o.invocations} handler invocations"
+        text += f", {counted(o.invocations, 'handler invocation')}"
         out.write(text + (f"\n      reason: {o.reason}" if o.reason else "") + "\n")
 
 
@@ -199,8 +202,9 @@ def _jobs_count(outcome: Outcome) -> str:
     """'12 jobs' for a cleanup that only names jobs; else how many it names and its filters select."""
     named, selected = len(outcome.resource.job_ids), len(outcome.selected)
     if not outcome.resource.filters.given:
-        return f"{named} jobs"
-    return f"{f'{named} jobs named and ' if named else ''}{selected} jobs its filters select"
+        return counted(named, "job")
+    by_filters = counted(selected, "job") + " its filters select"
+    return f"{counted(named, 'job')} named and {by_filters}" if named else by_filters
 
 
 def _print_runtime(outcome: Outcome, jobs: list[RuntimeJob], out: TextIO) -> None:

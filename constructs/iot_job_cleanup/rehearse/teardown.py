@@ -18,6 +18,7 @@ import threading
 from dataclasses import dataclass, field
 
 from .assembly import StackPlan
+from .base import counted
 from .handlers import HandlerRequest, Outcome
 from .order import DeletionOrder, Key
 from .stacks import Stacks
@@ -235,9 +236,10 @@ class Teardown:
         if outcome.state == "complete" and resource.stage < resource.stages and outcome.left:
             outcome.state = "handed over"
             deleting = sum(jobs[job].status == "DELETION_IN_PROGRESS" for job in outcome.left)
+            left = counted(len(outcome.left), "job")
             self.events.append(
                 f"destroy:   {resource.name}: stage {resource.stage} of {resource.stages} hands over at "
-                f"{outcome.ended:.0f} s simulated: {len(outcome.left)} jobs left ({deleting} deleting), "
+                f"{outcome.ended:.0f} s simulated: {left} left ({deleting} deleting), "
                 f"stage {resource.stage + 1} carries on"
             )
         elif outcome.state == "failed":

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .assembly import CleanupResource, StackPlan, handler_functions
-from .base import KEPT, RehearsalError
+from .base import KEPT, RehearsalError, counted
 from .deploy import provision
 from .handlers import Outcome
 from .oracle import all_job_facts
@@ -92,7 +92,8 @@ def _update_stack(
         if before is not None and old_physical and outcome.physical_id != old_physical:
             replaced.append((before, old_physical))
     if unchanged:
-        stacks.say(f"update:   {unchanged} cleanup resources unchanged: no request sent to them")
+        them = "it" if unchanged == 1 else "them"
+        stacks.say(f"update:   {counted(unchanged, 'cleanup resource')} unchanged: no request sent to {them}")
     if old_plan is None:
         stacks.set_status(plan.name, "CREATE_COMPLETE")
         stacks.say(f"update: {plan.name}: CREATE_COMPLETE")
@@ -152,14 +153,14 @@ def checked_update(
     shown = ", ".join(f"{job} ({after_of.get(job, 'gone')})" for job in touched[:5])
     more = f" and {len(touched) - 5} more" if len(touched) > 5 else ""
     stacks.say(
-        f"update: {len(before)} jobs existed before the update, "
+        f"update: {counted(len(before), 'job')} existed before the update, "
         f"{f'{len(touched)} touched: {shown}{more}' if touched else 'none touched'} "
         f"(DeleteJob calls during the update: {delete_calls})"
     )
     provision(new_plans, endpoint)  # the jobs the new template names, if new
     created = set(statuses()) - set(before)
     if created:
-        stacks.say(f"update: created {len(created)} jobs the new template names")
+        stacks.say(f"update: created {counted(len(created), 'job')} the new template names")
     return outcomes, "", touched, delete_calls
 
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from .base import KEPT, ScaledClock
+from .base import KEPT, ScaledClock, counted
 from .endpoint import Endpoint
 from .handlers import Outcome
 from .oracle import JobKey
@@ -89,7 +89,7 @@ class View:
                 f" (stage {resource.stage} of {resource.stages})" if resource.stages > 1 else ""
             )
             if outcome.state == "retained":
-                lines.append(f"  {name}: {len(outcome.jobs)} jobs {KEPT}, no Delete sent")
+                lines.append(f"  {name}: {counted(len(outcome.jobs), 'job')} {KEPT}, no Delete sent")
                 continue
             states = [self.job_state(key, jobs) for key in outcome.keys]
             gone = sum(state.startswith("gone") for state in states)
