@@ -1,7 +1,8 @@
 # The project's commands. Each sets itself up first, so each works on a fresh clone.
 #   make demo   set up, then the main job: synthesize the demo app with the pinned CDK CLI,
 #               then rehearse its deploy and destroy against an IoT endpoint on loopback
-#               (REHEARSE_ARGS="--scenario contended" for other stacks holding every slot)
+#               (REHEARSE_ARGS="--scenario contended" for other stacks holding every slot,
+#               REHEARSE_ARGS="--scenario long" for a teardown of hours through stages)
 #   make test   set up, then every test (lint included)
 #   make bench  set up, then the cleanup benchmark in simulated time (benchmarks/RESULTS.md)
 SHELL := /bin/bash
