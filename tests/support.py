@@ -1,5 +1,7 @@
-"""What the tests share: simulated time, the emulated account, injected errors, and one way
-to run the handler's entry points (the Provider framework's driver, ``provider.run_request``).
+"""What the tests share: simulated time, the emulated account, injected errors, one way
+to run the handler's entry points (the Provider framework's driver, ``provider.run_request``),
+moto's server on loopback for the command line (an ``Endpoint``, the stacks its CloudFormation
+answers), and the lines of the processes the tests start.
 
 Fixtures live in ``conftest.py`` and build on these; test modules import from here, never
 from each other.
@@ -7,23 +9,47 @@ from each other.
 
 from __future__ import annotations
 
+import datetime
+import io
 import json
-from collections.abc import Iterator, Mapping
+import logging
+import os
+import queue
+import subprocess
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import boto3
 from botocore.awsrequest import AWSResponse
+from botocore.config import Config
+from moto.cloudformation.models import cloudformation_backends
+from moto.iot.models import iot_backends
 
 import iot_job_cleanup_handler as handler
-from iot_job_cleanup.cfn import OFFLINE_ACCOUNT, OFFLINE_REGION
-from iot_job_cleanup.emulator import DeletionLifecycle, set_stack_status
+from iot_job_cleanup import cli
+from iot_job_cleanup.cfn import OFFLINE_ACCOUNT, OFFLINE_REGION, RESOURCE_TYPE
+from iot_job_cleanup.emulator import (
+    DeletionLifecycle,
+    DeletionTime,
+    emulated_iot,
+    emulated_stack,
+    set_stack_status,
+)
 from iot_job_cleanup.provider import EntryPoint, run_request
+from iot_job_cleanup.rehearse import free_port
 from iot_job_cleanup_handler import Timing
 
 ACCOUNT = OFFLINE_ACCOUNT
 REGION = OFFLINE_REGION
 THING_ARN = f"arn:aws:iot:{REGION}:{ACCOUNT}:thing/sensor-1"
 STACK_ID = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/OtaFleet/6f1e2a40-cbf4-11f0-9a3e-0a1b2c3d4e5f"
+FLEET = f"arn:aws:iot:{REGION}:{ACCOUNT}:thinggroup/fleet"
+REPO = Path(__file__).resolve().parents[1]
+PYTHONPATH = os.pathsep.join([str(REPO / "constructs"), str(REPO / "lambda")])  # the library and the engine
 
 
 # --------------------------------------------------------------------------- time and the account
@@ -73,6 +99,17 @@ class Iot:
 
     def status(self, job_id: str) -> str:
         return self.client.describe_job(jobId=job_id)["job"]["status"]
+
+
+def listed(client: Any, **filters: Any) -> list[str]:
+    """Every job ListJobs answers with ``filters``, page after page."""
+    ids, token = [], None
+    while True:
+        page = client.list_jobs(maxResults=250, **filters, **({"nextToken": token} if token else {}))
+        ids += [job["jobId"] for job in page["jobs"]]
+        token = page.get("nextToken")
+        if not token:
+            return ids
 
 
 # --------------------------------------------------------------------------- injected errors
@@ -217,3 +254,152 @@ def planned(result: dict[str, Any], ids: list[str]) -> list[str]:
 
 def job_ids(count: int, prefix: str = "ota") -> list[str]:
     return [f"{prefix}-{index:03d}" for index in range(count)]
+
+
+# ------------------------------------------------------------------- moto's server, for the command line
+
+
+@dataclass
+class Endpoint:
+    """moto's server on loopback (``url``) with the emulated IoT (``lifecycle``), on ``clock``:
+    a ``SimClock``, or the real ``time.monotonic`` for a command run as a real process."""
+
+    url: str
+    lifecycle: DeletionLifecycle
+    clock: SimClock | Callable[[], float]
+
+    def job(self, job_id: str, *, targets: list[str] | None = None, **kwargs: Any) -> str:
+        self.lifecycle.create_job(job_id, targets=targets or [FLEET], **kwargs)
+        return job_id
+
+    def existing(self) -> set[str]:
+        with self.lifecycle.locked():
+            self.lifecycle.settle()
+            return set(self.lifecycle.job_ids())
+
+    def client(self, service: str, config: Config | None = None) -> Any:
+        """A client of the endpoint; ``config`` None is botocore's defaults."""
+        return boto3.client(service, endpoint_url=self.url, region_name=REGION, config=config)
+
+    def run(
+        self,
+        *argv: str,
+        out: io.StringIO | None = None,
+        stdin: io.StringIO | None = None,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] | None = None,
+        **kwargs: Any,
+    ) -> tuple[int, str]:
+        """The command in this process against the endpoint, on its clock unless ``clock`` and
+        ``sleep`` are given; the exit code and what it wrote."""
+        out = out or io.StringIO()
+        code = cli.main(
+            [*argv, "--endpoint-url", self.url, "--region", REGION],
+            out=out,
+            stdin=stdin or io.StringIO(""),
+            clock=clock or self.clock,
+            sleep=sleep or self.clock.sleep,  # type: ignore[union-attr]
+            **kwargs,
+        )
+        return code, out.getvalue()
+
+
+@contextmanager
+def serve(clock: SimClock | Callable[[], float], deletion_seconds: float) -> Iterator[Endpoint]:
+    """moto's server on a free loopback port, IoT and CloudFormation reset, IoT emulated with
+    deletions of ``deletion_seconds`` on ``clock``."""
+    from moto.server import ThreadedMotoServer  # flask and werkzeug: for the tests that serve only
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    iot_backends[ACCOUNT][REGION].reset()
+    cloudformation_backends[ACCOUNT][REGION].reset()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    try:
+        with emulated_iot(
+            ACCOUNT, REGION, clock=clock, deletion_time=DeletionTime(deletion_seconds)
+        ) as lifecycle:
+            host, port = server.get_host_and_port()
+            yield Endpoint(f"http://{host}:{port}", lifecycle, clock)
+    finally:
+        server.stop()
+
+
+# Stack id -> its resource summaries, as ListStackResources answers them: the ``stacks``
+# fixture (tests/cli/conftest.py) serves them, as moto's own answer says CREATE_COMPLETE for all.
+Stacks = dict[str, list[dict[str, Any]]]
+
+
+@dataclass
+class Stack:
+    """A stack in moto's CloudFormation, with the resource statuses the test plays."""
+
+    stack_id: str
+    resources: list[dict[str, Any]]
+
+    def status(self, status: str) -> None:
+        set_stack_status(ACCOUNT, REGION, self.stack_id, status)
+
+    def resource(self, logical_id: str, status: str, reason: str = "") -> None:
+        (summary,) = [r for r in self.resources if r["LogicalResourceId"] == logical_id]
+        summary["ResourceStatus"] = status
+        summary.pop("ResourceStatusReason", None)
+        if reason:
+            summary["ResourceStatusReason"] = reason
+
+    def gone(self) -> None:
+        """Deleted and forgotten: DescribeStacks finds it neither by name nor by id (CloudFormation
+        answers a deleted stack by its id for 90 days; moto as long as it keeps it)."""
+        backend = cloudformation_backends[ACCOUNT][REGION]
+        backend.delete_stack(self.stack_id)
+        backend.deleted_stacks.pop(self.stack_id)
+
+
+def cleanup_resource(properties: dict[str, Any], **declared: Any) -> dict[str, Any]:
+    """A cleanup as a template declares it: ``properties`` and the Provider's ServiceToken."""
+    token = {"ServiceToken": {"Fn::GetAtt": ["ProviderframeworkonEvent", "Arn"]}}
+    return {"Type": RESOURCE_TYPE, "Properties": {**token, **properties}, **declared}
+
+
+def put_stack(
+    stacks: Stacks,
+    status: str,
+    template: dict[str, Any],
+    statuses: dict[str, str] | None = None,
+    parameters: dict[str, str] | None = None,
+) -> Stack:
+    """A stack Fleet with ``template`` in ``status``, each resource in its status in ``statuses``
+    (else CREATE_COMPLETE), and ``parameters`` as DescribeStacks answers them."""
+    stack_id = emulated_stack(ACCOUNT, REGION, "Fleet", status)
+    record = cloudformation_backends[ACCOUNT][REGION].stacks[stack_id]
+    record.template = json.dumps(template)
+    record.resource_map.resolved_parameters.update(parameters or {})
+    resources = [
+        {
+            "LogicalResourceId": logical_id,
+            "PhysicalResourceId": f"Fleet-{logical_id}-0123",
+            "ResourceType": declared["Type"],
+            "ResourceStatus": (statuses or {}).get(logical_id, "CREATE_COMPLETE"),
+            "LastUpdatedTimestamp": datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC),
+        }
+        for logical_id, declared in template["Resources"].items()
+    ]
+    stacks[stack_id] = resources
+    return Stack(stack_id, resources)
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def lines_of(process: subprocess.Popen[str]) -> queue.Queue[str]:
+    """The process's output lines as they come (an empty string at its end)."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line)
+        lines.put("")
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines

@@ -8,81 +8,26 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import os
 import re
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import NoCredentialsError
-from moto.iot.models import iot_backends
-from moto.server import ThreadedMotoServer
 
 import iot_job_cleanup
 from iot_job_cleanup import cli
-from iot_job_cleanup.emulator import DeletionLifecycle, DeletionTime, emulated_iot
 from iot_job_cleanup.engine import load_engine
 from iot_job_cleanup.rehearse import free_port
-from support import ACCOUNT, REGION, SimClock, fail_calls
+from support import ACCOUNT, PYTHONPATH, REGION, Endpoint, fail_calls
 
-REPO = Path(__file__).resolve().parents[2]
-FLEET = f"arn:aws:iot:{REGION}:{ACCOUNT}:thinggroup/fleet"
 OTHER = f"arn:aws:iot:{REGION}:{ACCOUNT}:thinggroup/other"
-
-
-@dataclass
-class Endpoint:
-    url: str
-    lifecycle: DeletionLifecycle
-    clock: SimClock
-
-    def job(self, job_id: str, *, targets: list[str] | None = None, **kwargs: Any) -> str:
-        self.lifecycle.create_job(job_id, targets=targets or [FLEET], **kwargs)
-        return job_id
-
-    def existing(self) -> set[str]:
-        with self.lifecycle.locked():
-            self.lifecycle.settle()
-            return set(self.lifecycle.job_ids())
-
-    def run(
-        self,
-        *argv: str,
-        stdin: io.StringIO | None = None,
-        sleep: Callable[[float], None] | None = None,
-        **kwargs: Any,
-    ) -> tuple[int, str]:
-        out = io.StringIO()
-        code = cli.main(
-            [*argv, "--endpoint-url", self.url, "--region", REGION],
-            out=out,
-            stdin=stdin or io.StringIO(""),
-            clock=self.clock,
-            sleep=sleep or self.clock.sleep,
-            **kwargs,
-        )
-        return code, out.getvalue()
-
-
-@pytest.fixture
-def endpoint(clock: SimClock) -> Iterator[Endpoint]:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    iot_backends[ACCOUNT][REGION].reset()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
-    server.start()
-    try:
-        with emulated_iot(ACCOUNT, REGION, clock=clock, deletion_time=DeletionTime(30)) as lifecycle:
-            host, port = server.get_host_and_port()
-            yield Endpoint(f"http://{host}:{port}", lifecycle, clock)
-    finally:
-        server.stop()
 
 
 class Terminal(io.StringIO):
@@ -104,7 +49,7 @@ class Terminal(io.StringIO):
 
 def boto3_clients(endpoint: Endpoint) -> cli.Clients:
     """The clients the command would make, for a test to hook into."""
-    return cli.Clients(boto3.client("iot", endpoint_url=endpoint.url, region_name=REGION), None, None)
+    return cli.Clients(endpoint.client("iot"), None, None)
 
 
 def interrupt_when(
@@ -765,9 +710,6 @@ RESOURCE_TYPE = "Custom::IotJobCleanup"
 
 
 def resume_clients(endpoint: Endpoint, cloudformation: ModelledCloudFormation) -> cli.Clients:
-    def client(service: str) -> Any:
-        return boto3.client(service, endpoint_url=endpoint.url, region_name=REGION)
-
     waiter = ModelledStepFunctions(
         [
             {"RequestType": "Delete", "LogicalResourceId": "Other", "ResourceProperties": {"JobIds": ["x"]}},
@@ -778,7 +720,7 @@ def resume_clients(endpoint: Endpoint, cloudformation: ModelledCloudFormation) -
             },
         ]
     )
-    return cli.Clients(client("iot"), None, cloudformation, waiter)
+    return cli.Clients(endpoint.client("iot"), None, cloudformation, waiter)
 
 
 def test_resume_finishes_a_failed_stack_deletion_from_what_cloudformation_tells(endpoint: Endpoint) -> None:
@@ -839,7 +781,7 @@ def test_resume_refuses_a_cleanup_whose_running_job_needs_force_and_goes_on_with
 
 
 def test_the_command_starts_without_aws_cdk_or_node() -> None:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "constructs"), str(REPO / "lambda")])}
+    env = {**os.environ, "PYTHONPATH": PYTHONPATH}
     for argv in (["--help"], ["delete", "--help"]):
         result = subprocess.run(
             [sys.executable, "-X", "importtime", "-m", "iot_job_cleanup", *argv],

@@ -9,47 +9,28 @@ clock, as in ``test_cli``.
 
 from __future__ import annotations
 
-import datetime
 import http.server
 import io
-import json
-import logging
 import os
 import pty
 import re
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import EndpointConnectionError
-from moto.cloudformation.models import cloudformation_backends
-from moto.cloudformation.responses import CloudFormationResponse
-from moto.core.responses import ActionResult
-from moto.iot.models import iot_backends
-from moto.server import ThreadedMotoServer
 
 from iot_job_cleanup import cli
-from iot_job_cleanup.emulator import (
-    DeletionLifecycle,
-    DeletionTime,
-    emulated_iot,
-    emulated_stack,
-    set_stack_status,
-)
 from iot_job_cleanup.engine import load_engine, naming_rules
-from support import ACCOUNT, REGION, SimClock
+from iot_job_cleanup.rehearse import free_port
+from support import PYTHONPATH, REGION, Endpoint, Stacks, cleanup_resource, put_stack
 
-REPO = Path(__file__).resolve().parents[2]
-FLEET = f"arn:aws:iot:{REGION}:{ACCOUNT}:thinggroup/fleet"
-RESOURCE_TYPE = "Custom::IotJobCleanup"
+CLIENT_CONFIG = load_engine().CLIENT_CONFIG  # the command's clients' retries and timeouts
 PYTHON_M = f"{Path(sys.executable).name} -m iot_job_cleanup"  # the program's name when run as a module
 # A number and a noun that do not agree: "1 jobs", "2 job", and the "(s)" that dodges the question.
 ONE_PLURAL = re.compile(
@@ -70,62 +51,7 @@ def disagreements(output: str) -> list[str]:
     ]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 # --------------------------------------------------------------------------- the endpoints
-
-
-@dataclass
-class Endpoint:
-    url: str
-    lifecycle: DeletionLifecycle
-    clock: Callable[[], float]
-
-    def job(self, job_id: str, **kwargs: Any) -> str:
-        self.lifecycle.create_job(job_id, targets=[FLEET], **kwargs)
-        return job_id
-
-    def existing(self) -> set[str]:
-        with self.lifecycle.locked():
-            self.lifecycle.settle()
-            return set(self.lifecycle.job_ids())
-
-    def client(self, service: str) -> Any:
-        return boto3.client(
-            service, endpoint_url=self.url, region_name=REGION, config=load_engine().CLIENT_CONFIG
-        )
-
-
-def serve(clock: Callable[[], float], deletion_seconds: float) -> Iterator[Endpoint]:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    iot_backends[ACCOUNT][REGION].reset()
-    cloudformation_backends[ACCOUNT][REGION].reset()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
-    server.start()
-    try:
-        with emulated_iot(
-            ACCOUNT, REGION, clock=clock, deletion_time=DeletionTime(deletion_seconds)
-        ) as lifecycle:
-            host, port = server.get_host_and_port()
-            yield Endpoint(f"http://{host}:{port}", lifecycle, clock)
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def live() -> Iterator[Endpoint]:
-    """For a real process: the real clock, deletions of half a second."""
-    yield from serve(time.monotonic, 0.5)
-
-
-@pytest.fixture
-def simulated(clock: SimClock) -> Iterator[Endpoint]:
-    """For this process: the simulated clock the command is given too."""
-    yield from serve(clock, 30)
 
 
 @pytest.fixture
@@ -156,53 +82,14 @@ def not_aws() -> Iterator[str]:
         server.server_close()
 
 
-@pytest.fixture
-def stacks(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[dict[str, Any]]]:
-    """Stack id -> its resources as ListStackResources answers them (moto's own answer says
-    CREATE_COMPLETE for all): patched in this process, where the server runs."""
-    served: dict[str, list[dict[str, Any]]] = {}
-    original = CloudFormationResponse.list_stack_resources
-
-    def list_stack_resources(self: CloudFormationResponse) -> ActionResult:
-        stack = self.cloudformation_backend.get_stack(self._get_param("StackName"))
-        if stack.stack_id not in served:
-            return original(self)
-        return ActionResult({"StackResourceSummaries": [dict(r) for r in served[stack.stack_id]]})
-
-    monkeypatch.setattr(CloudFormationResponse, "list_stack_resources", list_stack_resources)
-    return served
-
-
-def put_stack(
-    stacks: dict[str, list[dict[str, Any]]], status: str, cleanups: dict[str, dict[str, Any]]
-) -> str:
-    """A stack Fleet in ``status`` with a cleanup resource per entry (logical id -> properties
-    and ``ResourceStatus``)."""
-    template = {
-        "Resources": {
-            logical_id: {
-                "Type": RESOURCE_TYPE,
-                "Properties": {
-                    "ServiceToken": {"Fn::GetAtt": ["Provider", "Arn"]},
-                    **properties["Properties"],
-                },
-            }
-            for logical_id, properties in cleanups.items()
-        }
-    }
-    stack_id = emulated_stack(ACCOUNT, REGION, "Fleet", status)
-    cloudformation_backends[ACCOUNT][REGION].stacks[stack_id].template = json.dumps(template)
-    stacks[stack_id] = [
-        {
-            "LogicalResourceId": logical_id,
-            "PhysicalResourceId": f"Fleet-{logical_id}-0123",
-            "ResourceType": RESOURCE_TYPE,
-            "ResourceStatus": properties["ResourceStatus"],
-            "LastUpdatedTimestamp": datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC),
-        }
-        for logical_id, properties in cleanups.items()
-    ]
-    return stack_id
+def command_clients(endpoint: Endpoint) -> cli.Clients:
+    """IoT, CloudFormation and Step Functions clients as the command makes them (the engine's
+    retries and timeouts), for a test to hook into."""
+    iot, cloudformation, states = (
+        endpoint.client(service, config=CLIENT_CONFIG)
+        for service in ("iot", "cloudformation", "stepfunctions")
+    )
+    return cli.Clients(iot, None, cloudformation, states)
 
 
 # --------------------------------------------------------------------------- running the program
@@ -213,7 +100,7 @@ def environment(**changes: str | None) -> dict[str, str]:
     (None removes a variable)."""
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO / "constructs"), str(REPO / "lambda")]),
+        "PYTHONPATH": PYTHONPATH,
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "AWS_EC2_METADATA_DISABLED": "true",
@@ -265,16 +152,6 @@ def console_script(tmp_path: Path) -> list[str]:
 class Tty(io.StringIO):
     def isatty(self) -> bool:
         return True
-
-
-def in_process(
-    endpoint: Endpoint, *argv: str, out: io.StringIO | None = None, real_time: bool = False, **kw: Any
-) -> tuple[int, str]:
-    """The command in this process, on the endpoint's simulated clock (or ``real_time``)."""
-    out = out or io.StringIO()
-    clock, sleep = (time.monotonic, time.sleep) if real_time else (endpoint.clock, endpoint.clock.sleep)  # type: ignore[attr-defined]
-    code = cli.main([*argv, *on(endpoint)], out=out, stdin=io.StringIO(""), clock=clock, sleep=sleep, **kw)
-    return code, out.getvalue()
 
 
 # --------------------------------------------------------------------------- 1. configuration errors
@@ -356,18 +233,14 @@ def test_a_stack_that_does_not_exist_is_one_line_and_exit_2(live: Endpoint, comm
     assert "Jobs may be left" not in result.stderr
 
 
-def two_cleanups(stacks: dict[str, list[dict[str, Any]]]) -> None:
-    put_stack(
-        stacks,
-        "DELETE_FAILED",
-        {
-            "First": {"Properties": {"JobIds": ["one"], "Force": "false"}, "ResourceStatus": "DELETE_FAILED"},
-            "Second": {
-                "Properties": {"JobIds": ["two"], "Force": "false"},
-                "ResourceStatus": "DELETE_FAILED",
-            },
-        },
-    )
+def two_cleanups(stacks: Stacks) -> None:
+    template = {
+        "Resources": {
+            "First": cleanup_resource({"JobIds": ["one"], "Force": "false"}),
+            "Second": cleanup_resource({"JobIds": ["two"], "Force": "false"}),
+        }
+    }
+    put_stack(stacks, "DELETE_FAILED", template, {"First": "DELETE_FAILED", "Second": "DELETE_FAILED"})
 
 
 @pytest.mark.parametrize(
@@ -389,9 +262,7 @@ def test_jobs_may_be_left_only_once_this_run_started_a_deletion(
     simulated.job("one")
     simulated.job("two")
     two_cleanups(stacks)
-    clients = cli.Clients(
-        simulated.client("iot"), None, simulated.client("cloudformation"), simulated.client("stepfunctions")
-    )
+    clients = command_clients(simulated)
 
     def endpoint_gone(request: Any, **_: Any) -> None:
         if request.url.endswith(f"/jobs/{broken}"):
@@ -401,7 +272,7 @@ def test_jobs_may_be_left_only_once_this_run_started_a_deletion(
 
     clients.iot.meta.events.register("before-send.iot.DescribeJob", endpoint_gone)
 
-    exit_code, output = in_process(simulated, "resume", "--stack", "Fleet", "--yes", clients=clients)
+    exit_code, output = simulated.run("resume", "--stack", "Fleet", "--yes", clients=clients)
 
     err = capsys.readouterr().err
     assert exit_code == code, output + err
@@ -659,7 +530,7 @@ def test_in_a_log_discovery_says_what_it_is_doing_every_10_seconds(simulated: En
     for n in range(120):  # each job's tags are read, one call every 0.25 s (IoT's shared rate)
         simulated.job(f"job-{n:03d}", tags={"fleet": "demo"} if n % 2 else {"fleet": "other"})
 
-    code, output = in_process(simulated, "delete", "--tag", "fleet=demo", "--dry-run")
+    code, output = simulated.run("delete", "--tag", "fleet=demo", "--dry-run")
 
     assert code == 0, output
     took = float(re.search(r"Discovery took (\d+) s", output).group(1))  # type: ignore[union-attr]
@@ -689,7 +560,7 @@ def test_the_hint_is_for_a_selection_by_tags_alone(simulated: Endpoint) -> None:
     simulated.job("ota-1", tags={"fleet": "demo"})
 
     for selection in (["--tag", "fleet=demo", "--prefix", "ota-"], ["--tag", "fleet=demo", "--job-id", "x"]):
-        code, output = in_process(simulated, "delete", *selection, "--dry-run")
+        code, output = simulated.run("delete", *selection, "--dry-run")
         assert code == 0, output
         assert output.splitlines()[-1].startswith("Discovery took ") and output.endswith(".\n")
         assert "reading each job's tags" not in output
@@ -702,12 +573,12 @@ def test_a_line_comes_on_time_while_one_call_waits_for_its_answer(
     meanwhile (the interval made short for the test; it is 10 s)."""
     monkeypatch.setattr(cli.progress, "FINDING_LINE_SECONDS", 0.5)
     simulated.job("ota-1")
-    iot = simulated.client("iot")
+    iot = simulated.client("iot", config=CLIENT_CONFIG)
     iot.meta.events.register("before-send.iot.ListJobs", lambda **_: time.sleep(2))
     clients = cli.Clients(iot, None, None)
 
-    code, output = in_process(
-        simulated, "delete", "--prefix", "ota-", "--dry-run", clients=clients, real_time=True
+    code, output = simulated.run(
+        "delete", "--prefix", "ota-", "--dry-run", clients=clients, clock=time.monotonic, sleep=time.sleep
     )
 
     assert code == 0, output
@@ -720,7 +591,7 @@ def test_on_a_terminal_a_spinner_is_redrawn_in_place_then_taken_away(simulated: 
     simulated.job("ota-1", tags={"fleet": "demo"})
     out = Tty()
 
-    code, output = in_process(simulated, "delete", "--tag", "fleet=demo", "--dry-run", out=out)
+    code, output = simulated.run("delete", "--tag", "fleet=demo", "--dry-run", out=out)
 
     assert code == 0, output
     assert re.search(
@@ -768,21 +639,11 @@ def test_resume_says_which_cleanup_is_finding_jobs_and_its_hint_is_the_construct
 ) -> None:
     for n in range(60):
         simulated.job(f"job-{n:02d}", tags={"fleet": "demo"})
-    put_stack(
-        stacks,
-        "DELETE_FAILED",
-        {
-            "Tagged": {
-                "Properties": {"JobTags": [{"Key": "fleet", "Value": "demo"}], "Force": "false"},
-                "ResourceStatus": "DELETE_FAILED",
-            }
-        },
-    )
-    clients = cli.Clients(
-        simulated.client("iot"), None, simulated.client("cloudformation"), simulated.client("stepfunctions")
-    )
+    tagged = cleanup_resource({"JobTags": [{"Key": "fleet", "Value": "demo"}], "Force": "false"})
+    put_stack(stacks, "DELETE_FAILED", {"Resources": {"Tagged": tagged}}, {"Tagged": "DELETE_FAILED"})
+    clients = command_clients(simulated)
 
-    code, output = in_process(simulated, "resume", "--stack", "Fleet", "--dry-run", clients=clients)
+    code, output = simulated.run("resume", "--stack", "Fleet", "--dry-run", clients=clients)
 
     assert code == 0, output
     assert re.search(
@@ -845,24 +706,16 @@ def test_counts_agree_with_their_nouns_in_what_the_program_says(
     assert "[####################] 1/1 gone, 0 deleting, 0 waiting" in said[-1].stdout
 
     live.job("wave-1")
-    stack_id = put_stack(
-        stacks,
-        "DELETE_FAILED",
-        {
-            "Waves": {
-                "Properties": {"JobIds": ["wave-1"], "Force": "false"},
-                "ResourceStatus": "DELETE_FAILED",
-            }
-        },
-    )
+    waves = cleanup_resource({"JobIds": ["wave-1"], "Force": "false"})
+    stack = put_stack(stacks, "DELETE_FAILED", {"Resources": {"Waves": waves}}, {"Waves": "DELETE_FAILED"})
     said.append(program("resume", "--stack", "Fleet", "--dry-run", *on(live)))
     assert "Dry run: 1 job would be deleted; nothing was changed." in said[-1].stdout
     said.append(program("resume", "--stack", "Fleet", "--yes", *on(live)))
     assert "Fleet/Waves: every selected job is gone" in said[-1].stdout
 
     live.job("wave-1")  # watch: the stack's deletion followed, then over
-    set_stack_status(ACCOUNT, REGION, stack_id, "DELETE_IN_PROGRESS")
-    stacks[stack_id][0]["ResourceStatus"] = "DELETE_IN_PROGRESS"
+    stack.status("DELETE_IN_PROGRESS")
+    stack.resource("Waves", "DELETE_IN_PROGRESS")
     watching = subprocess.Popen(
         [sys.executable, "-m", "iot_job_cleanup", "watch", "--stack", "Fleet", "--interval", "1", *on(live)],
         env=environment(),
@@ -876,8 +729,8 @@ def test_counts_agree_with_their_nouns_in_what_the_program_says(
         lines = [watching.stdout.readline() for _ in range(2)]  # the stack's status, then the cleanup's line
         assert "] Waves: stage 1 of 1 running; 1 of 1 job left, 0 deleting;" in lines[1], lines
         live.lifecycle.remove_job("wave-1")
-        stacks[stack_id][0]["ResourceStatus"] = "DELETE_COMPLETE"
-        set_stack_status(ACCOUNT, REGION, stack_id, "DELETE_COMPLETE")
+        stack.resource("Waves", "DELETE_COMPLETE")
+        stack.status("DELETE_COMPLETE")
         rest, err = watching.communicate(timeout=60)
     finally:
         watching.kill()

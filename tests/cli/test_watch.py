@@ -3,9 +3,9 @@
 IoT is the emulator (moto's server on loopback with the DeleteJob lifecycle), CloudFormation
 moto's, with a stack record whose status the test sets (``emulated_stack``, ``set_stack_status``).
 moto's ListStackResources answers every resource ``CREATE_COMPLETE`` (its response hard-codes
-it), so the ``stacks`` fixture below patches that one response, in this process, to answer the
-resource statuses the test plays: CloudFormation deleting the stages one after another. The
-command reads everything over the wire, as it would from AWS.
+it), so the ``stacks`` fixture (``conftest``) patches that one response, in this process, to
+answer the resource statuses the test plays: CloudFormation deleting the stages one after
+another. The command reads everything over the wire, as it would from AWS.
 
 Time is simulated: the command's clock and sleep are the emulator's, and in the two-stage test
 a real engine run (the handler's ``JobCleanup``) deletes the jobs inside the command's sleeps.
@@ -13,115 +13,38 @@ a real engine run (the handler's ``JobCleanup``) deletes the jobs inside the com
 
 from __future__ import annotations
 
-import datetime
 import io
-import json
-import logging
 import math
 import os
-import queue
-import socket
 import subprocess
 import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto.cloudformation.models import cloudformation_backends
-from moto.cloudformation.responses import CloudFormationResponse
-from moto.core.responses import ActionResult
-from moto.iot.models import iot_backends
-from moto.server import ThreadedMotoServer
 
 from iot_job_cleanup import cli
-from iot_job_cleanup.cfn import RESOURCE_TYPE
 from iot_job_cleanup.cli.watch import jobs, per_minute
-from iot_job_cleanup.emulator import (
-    DeletionLifecycle,
-    DeletionTime,
-    emulated_iot,
-    emulated_stack,
-    set_stack_status,
-)
 from iot_job_cleanup.engine import load_engine
-from support import ACCOUNT, REGION, SimClock, fail_calls
+from support import (
+    PYTHONPATH,
+    REGION,
+    Endpoint,
+    SimClock,
+    Stack,
+    Stacks,
+    cleanup_resource,
+    fail_calls,
+    lines_of,
+    put_stack,
+)
 
-REPO = Path(__file__).resolve().parents[2]
-FLEET = f"arn:aws:iot:{REGION}:{ACCOUNT}:thinggroup/fleet"
 STAGE_1, STAGE_2, WAVES = "RuntimeCleanupStage1A1B2C3D4", "RuntimeCleanupStage2E5F6A7B8", "Waves"
 READ_ONLY_PREFIXES = ("Describe", "List", "Get")
 
 
-# --------------------------------------------------------------------------- the endpoint
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class Endpoint:
-    url: str
-    lifecycle: DeletionLifecycle
-    clock: SimClock
-
-    def job(self, job_id: str, **kwargs: Any) -> str:
-        self.lifecycle.create_job(job_id, targets=[FLEET], **kwargs)
-        return job_id
-
-    def existing(self) -> set[str]:
-        with self.lifecycle.locked():
-            self.lifecycle.settle()
-            return set(self.lifecycle.job_ids())
-
-    def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.url, region_name=REGION)
-
-
-@pytest.fixture
-def endpoint(clock: SimClock) -> Iterator[Endpoint]:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    iot_backends[ACCOUNT][REGION].reset()
-    cloudformation_backends[ACCOUNT][REGION].reset()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
-    server.start()
-    try:
-        with emulated_iot(ACCOUNT, REGION, clock=clock, deletion_time=DeletionTime(30)) as lifecycle:
-            host, port = server.get_host_and_port()
-            yield Endpoint(f"http://{host}:{port}", lifecycle, clock)
-    finally:
-        server.stop()
-
-
 # --------------------------------------------------------------------------- the stack in moto
-
-
-@pytest.fixture
-def stacks(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[dict[str, Any]]]:
-    """Stack id -> its resource summaries, as ListStackResources answers them (statuses
-    included); a stack not in it gets moto's own answer."""
-    served: dict[str, list[dict[str, Any]]] = {}
-    original = CloudFormationResponse.list_stack_resources
-
-    def list_stack_resources(self: CloudFormationResponse) -> ActionResult:
-        stack = self.cloudformation_backend.get_stack(self._get_param("StackName"))
-        if stack.stack_id not in served:
-            return original(self)
-        return ActionResult({"StackResourceSummaries": [dict(r) for r in served[stack.stack_id]]})
-
-    monkeypatch.setattr(CloudFormationResponse, "list_stack_resources", list_stack_resources)
-    return served
-
-
-def cleanup_resource(properties: dict[str, Any], **declared: Any) -> dict[str, Any]:
-    token = {"ServiceToken": {"Fn::GetAtt": ["ProviderframeworkonEvent", "Arn"]}}
-    return {"Type": RESOURCE_TYPE, "Properties": {**token, **properties}, **declared}
 
 
 def fleet_template() -> dict[str, Any]:
@@ -139,57 +62,12 @@ def fleet_template() -> dict[str, Any]:
     }
 
 
-@dataclass
-class Stack:
-    """A stack in moto's CloudFormation, with the resource statuses the test plays."""
-
-    stack_id: str
-    resources: list[dict[str, Any]]
-
-    def status(self, status: str) -> None:
-        set_stack_status(ACCOUNT, REGION, self.stack_id, status)
-
-    def resource(self, logical_id: str, status: str, reason: str = "") -> None:
-        (summary,) = [r for r in self.resources if r["LogicalResourceId"] == logical_id]
-        summary["ResourceStatus"] = status
-        summary.pop("ResourceStatusReason", None)
-        if reason:
-            summary["ResourceStatusReason"] = reason
-
-    def gone(self) -> None:
-        """Deleted and forgotten: DescribeStacks finds it neither by name nor by id (CloudFormation
-        answers a deleted stack by its id for 90 days; moto as long as it keeps it)."""
-        backend = cloudformation_backends[ACCOUNT][REGION]
-        backend.delete_stack(self.stack_id)
-        backend.deleted_stacks.pop(self.stack_id)
-
-
-def put_stack(
-    stacks: dict[str, list[dict[str, Any]]],
-    status: str,
-    statuses: dict[str, str],
-    template: dict[str, Any] | None = None,
-    name: str = "Fleet",
+def put_fleet(
+    stacks: Stacks, status: str, statuses: dict[str, str], template: dict[str, Any] | None = None
 ) -> Stack:
-    """A stack named ``name`` with ``template`` (the fleet's by default) in ``status``, each
-    resource in its status in ``statuses`` (else CREATE_COMPLETE)."""
-    template = template or fleet_template()
-    stack_id = emulated_stack(ACCOUNT, REGION, name, status)
-    record = cloudformation_backends[ACCOUNT][REGION].stacks[stack_id]
-    record.template = json.dumps(template)
-    record.resource_map.resolved_parameters["WaveIds"] = "wave-1,wave-2"  # DescribeStacks' Parameters
-    resources = [
-        {
-            "LogicalResourceId": logical_id,
-            "PhysicalResourceId": f"{name}-{logical_id}-0123",
-            "ResourceType": declared["Type"],
-            "ResourceStatus": statuses.get(logical_id, "CREATE_COMPLETE"),
-            "LastUpdatedTimestamp": datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC),
-        }
-        for logical_id, declared in template["Resources"].items()
-    ]
-    stacks[stack_id] = resources
-    return Stack(stack_id, resources)
+    """The stack Fleet with ``template`` (the fleet's by default) in ``status``, each resource in
+    its status in ``statuses`` (else CREATE_COMPLETE); DescribeStacks answers WaveIds wave-1,wave-2."""
+    return put_stack(stacks, status, template or fleet_template(), statuses, {"WaveIds": "wave-1,wave-2"})
 
 
 # --------------------------------------------------------------------------- running the command
@@ -313,7 +191,7 @@ def test_a_two_stage_cleanup_is_followed_stage_by_stage_until_the_stack_is_delet
     endpoint.job("cfg-1")  # no cleanup selects it
     endpoint.job("wave-1")
     endpoint.job("wave-2")
-    stack = put_stack(stacks, "DELETE_IN_PROGRESS", {STAGE_1: "DELETE_IN_PROGRESS"})
+    stack = put_fleet(stacks, "DELETE_IN_PROGRESS", {STAGE_1: "DELETE_IN_PROGRESS"})
     teardown = Teardown(stack, endpoint.clock, engine_run(endpoint), started=endpoint.clock.now)
     recorded = Recorded()
 
@@ -346,7 +224,7 @@ def test_the_rate_and_the_time_left_follow_the_jobs_left(
     before the decrease began, not from the watch's start."""
     for n in range(20):
         endpoint.job(f"ota-{n:02d}")
-    put_stack(stacks, "DELETE_IN_PROGRESS", {STAGE_1: "DELETE_IN_PROGRESS", WAVES: "DELETE_COMPLETE"})
+    put_fleet(stacks, "DELETE_IN_PROGRESS", {STAGE_1: "DELETE_IN_PROGRESS", WAVES: "DELETE_COMPLETE"})
     remaining = [f"ota-{n:02d}" for n in range(20)]
 
     def sleep(seconds: float) -> None:
@@ -374,7 +252,7 @@ def test_the_rate_and_the_time_left_follow_the_jobs_left(
 def test_counts_agree_with_their_nouns(endpoint: Endpoint, stacks: dict[str, list[dict[str, Any]]]) -> None:
     endpoint.job("ota-00")
     endpoint.job("wave-1")
-    put_stack(stacks, "DELETE_IN_PROGRESS", {STAGE_1: "DELETE_IN_PROGRESS"})
+    put_fleet(stacks, "DELETE_IN_PROGRESS", {STAGE_1: "DELETE_IN_PROGRESS"})
     endpoint.lifecycle.start_deletion("wave-1", 600)  # a slot in use, by someone
 
     code, output = watch(endpoint, sleep=ctrl_c_after(endpoint.clock, 0))
@@ -395,7 +273,7 @@ def test_a_cleanup_of_an_older_template_is_its_own_resource_and_a_retained_one_i
     template["Resources"]["Old"] = cleanup_resource({"JobIds": ["old-1"]})  # no Cleanup, no Stage
     endpoint.job("old-1")
     endpoint.job("wave-1")
-    stack = put_stack(stacks, "DELETE_IN_PROGRESS", {"Old": "DELETE_IN_PROGRESS"}, template)
+    stack = put_fleet(stacks, "DELETE_IN_PROGRESS", {"Old": "DELETE_IN_PROGRESS"}, template)
 
     def sleep(seconds: float) -> None:  # CloudFormation finishes Old, skips Waves, deletes the stages
         endpoint.clock.sleep(seconds)
@@ -418,7 +296,7 @@ def test_a_stack_that_no_longer_exists_after_being_watched_had_every_cleanup_fin
     endpoint: Endpoint, stacks: dict[str, list[dict[str, Any]]]
 ) -> None:
     endpoint.job("ota-00")
-    stack = put_stack(stacks, "DELETE_IN_PROGRESS", {STAGE_1: "DELETE_IN_PROGRESS"})
+    stack = put_fleet(stacks, "DELETE_IN_PROGRESS", {STAGE_1: "DELETE_IN_PROGRESS"})
 
     def sleep(seconds: float) -> None:
         endpoint.clock.sleep(seconds)
@@ -443,7 +321,7 @@ def test_a_failed_stage_exits_1_naming_the_cleanup_and_what_to_do(
 ) -> None:
     for n in range(3):
         endpoint.job(f"ota-{n:02d}")
-    stack = put_stack(stacks, "DELETE_IN_PROGRESS", {STAGE_1: "DELETE_IN_PROGRESS"})
+    stack = put_fleet(stacks, "DELETE_IN_PROGRESS", {STAGE_1: "DELETE_IN_PROGRESS"})
 
     def sleep(seconds: float) -> None:  # stage 1 hands on; stage 2 fails
         endpoint.clock.sleep(seconds)
@@ -470,7 +348,7 @@ def test_a_stack_whose_deletion_failed_elsewhere_exits_1_naming_the_cleanups_not
     endpoint: Endpoint, stacks: dict[str, list[dict[str, Any]]]
 ) -> None:
     endpoint.job("ota-00")
-    put_stack(stacks, "DELETE_FAILED", {"Bucket": "DELETE_FAILED", WAVES: "DELETE_COMPLETE"})
+    put_fleet(stacks, "DELETE_FAILED", {"Bucket": "DELETE_FAILED", WAVES: "DELETE_COMPLETE"})
 
     code, output = watch(endpoint)
 
@@ -516,9 +394,9 @@ def test_a_stack_that_cannot_be_watched_is_one_line_and_exit_2(
     message: str,
 ) -> None:
     if status == "no cleanup":
-        put_stack(stacks, "DELETE_IN_PROGRESS", {}, {"Resources": {"Bucket": {"Type": "AWS::S3::Bucket"}}})
+        put_fleet(stacks, "DELETE_IN_PROGRESS", {}, {"Resources": {"Bucket": {"Type": "AWS::S3::Bucket"}}})
     elif status is not None:
-        put_stack(stacks, status, {})
+        put_fleet(stacks, status, {})
 
     code, output = watch(endpoint)
 
@@ -545,7 +423,7 @@ def test_refreshes_aws_refuses_are_said_and_three_in_a_row_stop_the_watch(
     code: int,
 ) -> None:
     endpoint.job("ota-00")
-    stack = put_stack(stacks, "DELETE_IN_PROGRESS", {STAGE_1: "DELETE_IN_PROGRESS", WAVES: "DELETE_COMPLETE"})
+    stack = put_fleet(stacks, "DELETE_IN_PROGRESS", {STAGE_1: "DELETE_IN_PROGRESS", WAVES: "DELETE_COMPLETE"})
     clients = Recorded().clients(endpoint)
 
     def sleep(seconds: float) -> None:
@@ -590,7 +468,7 @@ def test_watch_makes_no_mutating_call_whatever_the_jobs_are_doing(
     endpoint.lifecycle.start_deletion("ota-deleting", 600)  # by someone else
     before = endpoint.lifecycle.snapshot()
     calls_before = dict(endpoint.lifecycle.calls)
-    put_stack(stacks, "DELETE_IN_PROGRESS", {STAGE_1: "DELETE_IN_PROGRESS"})
+    put_fleet(stacks, "DELETE_IN_PROGRESS", {STAGE_1: "DELETE_IN_PROGRESS"})
     recorded = Recorded()
 
     code, output = watch(endpoint, sleep=ctrl_c_after(endpoint.clock, 3), recorded=recorded)
@@ -614,7 +492,7 @@ def test_ctrl_c_prints_what_was_last_seen_and_exits_130(
 ) -> None:
     endpoint.job("ota-00")
     endpoint.job("ota-01")
-    put_stack(stacks, "DELETE_IN_PROGRESS", {STAGE_1: "DELETE_IN_PROGRESS"})
+    put_fleet(stacks, "DELETE_IN_PROGRESS", {STAGE_1: "DELETE_IN_PROGRESS"})
 
     code, output = watch(endpoint, "--interval", "30", sleep=ctrl_c_after(endpoint.clock, 1))
 
@@ -637,7 +515,7 @@ def test_on_a_terminal_one_block_is_redrawn_in_place(
     endpoint: Endpoint, stacks: dict[str, list[dict[str, Any]]]
 ) -> None:
     endpoint.job("ota-00")
-    stack = put_stack(stacks, "DELETE_IN_PROGRESS", {STAGE_1: "DELETE_IN_PROGRESS"})
+    stack = put_fleet(stacks, "DELETE_IN_PROGRESS", {STAGE_1: "DELETE_IN_PROGRESS"})
     refreshes = []
 
     def sleep(seconds: float) -> None:
@@ -665,7 +543,7 @@ def test_on_a_terminal_one_block_is_redrawn_in_place(
 def start(endpoint: Endpoint, *argv: str) -> subprocess.Popen[str]:
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO / "constructs"), str(REPO / "lambda")]),
+        "PYTHONPATH": PYTHONPATH,
         "PYTHONUNBUFFERED": "",  # the command flushes its own lines
     }
     return subprocess.Popen(
@@ -677,26 +555,12 @@ def start(endpoint: Endpoint, *argv: str) -> subprocess.Popen[str]:
     )
 
 
-def lines_of(process: subprocess.Popen[str]) -> queue.Queue[str]:
-    """The process's output lines as they come (an empty string at its end)."""
-    lines: queue.Queue[str] = queue.Queue()
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.put(line)
-        lines.put("")
-
-    threading.Thread(target=read, daemon=True).start()
-    return lines
-
-
 def test_a_real_process_follows_the_deletion_to_its_end(
     endpoint: Endpoint, stacks: dict[str, list[dict[str, Any]]]
 ) -> None:
     endpoint.job("ota-00")
     endpoint.job("ota-01")
-    stack = put_stack(stacks, "DELETE_IN_PROGRESS", {STAGE_1: "DELETE_IN_PROGRESS", WAVES: "DELETE_COMPLETE"})
+    stack = put_fleet(stacks, "DELETE_IN_PROGRESS", {STAGE_1: "DELETE_IN_PROGRESS", WAVES: "DELETE_COMPLETE"})
     process = start(endpoint, "--endpoint-url", endpoint.url, "--region", REGION, "--interval", "1")
     lines = lines_of(process)
     seen = []
@@ -736,7 +600,7 @@ def test_a_real_process_exits_with_the_code_and_no_traceback(
     endpoint: Endpoint, stacks: dict[str, list[dict[str, Any]]], stage_1: str | None, code: int, said: str
 ) -> None:
     if stage_1 is not None:
-        stack = put_stack(stacks, "DELETE_IN_PROGRESS", {})
+        stack = put_fleet(stacks, "DELETE_IN_PROGRESS", {})
         stack.resource(STAGE_1, stage_1, "Jobs left.")
     process = start(endpoint, "--endpoint-url", endpoint.url, "--region", REGION)
     try:

@@ -17,20 +17,10 @@ from iot_job_cleanup.emulator import (
     TaggingClient,
     emulated_stack,
 )
-from support import ACCOUNT, REGION, Iot, SimClock
+from support import ACCOUNT, REGION, Iot, SimClock, listed
 
 GROUP_ARN = f"arn:aws:iot:{REGION}:{ACCOUNT}:thinggroup/fleet"
 OTHER_GROUP_ARN = f"arn:aws:iot:{REGION}:{ACCOUNT}:thinggroup/other"
-
-
-def listed(client: object, **filters: object) -> list[str]:
-    ids, token = [], None
-    while True:
-        page = client.list_jobs(maxResults=250, **filters, **({"nextToken": token} if token else {}))
-        ids += [job["jobId"] for job in page["jobs"]]
-        token = page.get("nextToken")
-        if not token:
-            return ids
 
 
 def test_tags_given_to_create_job_are_listed_for_the_job(iot: Iot) -> None:

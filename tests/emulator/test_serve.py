@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,19 +21,14 @@ import pytest
 from botocore.exceptions import ClientError
 
 from iot_job_cleanup.emulator import emulated_tagging, seed_demo
-from support import ACCOUNT, REGION, Iot, SimClock
+from iot_job_cleanup.rehearse import free_port
+from support import ACCOUNT, REGION, Iot, SimClock, lines_of, listed
 
 REPO = Path(__file__).resolve().parents[2]
 DELETION_SECONDS = 3.0  # long enough that 10 DeleteJob calls fit inside one deletion on a busy machine
 DEMO_WAVES = [f"ota-wave-{n:02d}" for n in range(1, 13)]
 BYSTANDERS = ["billing-fw-1", "billing-fw-2", "billing-fw-3", "ota-manual-1"]
 KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -76,15 +70,7 @@ def start(*argv: str) -> subprocess.Popen[str]:
 
 def serve(process: subprocess.Popen[str]) -> Served:
     """The process's lines as they come (an empty string at its end), read up to the first ones."""
-    lines: queue.Queue[str] = queue.Queue()
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.put(line)
-        lines.put("")
-
-    threading.Thread(target=read, daemon=True).start()
+    lines = lines_of(process)
     first: list[str] = []
     while not first or first[-1] != "Serving until Ctrl-C.":
         line = lines.get(timeout=60)
@@ -113,16 +99,6 @@ def served() -> Iterator[Served]:
         "--port", str(free_port()), "--demo", "--deletion-seconds", str(DELETION_SECONDS)
     ) as process:
         yield serve(process)
-
-
-def listed(iot: Any, **filters: Any) -> list[str]:
-    ids, token = [], None
-    while True:
-        page = iot.list_jobs(maxResults=250, **filters, **({"nextToken": token} if token else {}))
-        ids += [job["jobId"] for job in page["jobs"]]
-        token = page.get("nextToken")
-        if not token:
-            return ids
 
 
 def tagged(tagging: Any, **query: Any) -> list[str]:
