@@ -4,8 +4,12 @@ Runs the real handler code (lambda/iot_job_cleanup_handler/) through the Provide
 contract against the documented IoT DeleteJob lifecycle, in simulated time, beside two
 naive contenders, over the scenarios below; then, the handler alone, each selector kind in
 an account of 10,000 jobs under IoT's rate limits, and drain (benchmarks/scale.py). Writes
-benchmarks/RESULTS.md and benchmarks/makespan_vs_bound.png; the last line printed is the
-worst makespan/bound of our handler over every scenario run.
+benchmarks/RESULTS.md and benchmarks/makespan_vs_bound.png. Every scenario our handler ran
+is run once more with instant calls (latency 0), and each is held to the calls budget
+(issue 16: on average at most 2 IoT calls per second per resource over its cleanup, never
+more than 10 calls of one operation in any one second over all resources); the lines
+printed last say which scenarios break the budget, and the very last the worst
+makespan/bound with 50 ms calls and with instant calls.
 
 No cleanup of N jobs can end sooner than ``bound = max(max T_i, sum T_i / slots)``, where
 slots is 10 less what outside deletions hold. Our handler runs as deployed: its cleanup gets
@@ -25,7 +29,7 @@ import random
 import sys
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -34,13 +38,18 @@ from moto.iot.models import IoTBackend
 
 from benchmarks import scale
 from benchmarks.simulation import (
+    AVERAGE_BUDGET,
     HEADROOM,
+    OPERATION_BUDGET,
     STAGE_GAP_SECONDS,
     Losses,
+    OperationPeak,
     ResourceRun,
     SimTime,
+    budget_problems,
     cleanup_losses,
     cleanup_total_timeout,
+    peak_per_operation,
     peak_per_second,
     run_handler,
     run_one_shot,
@@ -58,6 +67,7 @@ MIX = (30.0, 120.0, 600.0)
 SECONDS_PER_EXECUTION = 30.0
 ACCOUNT, REGION = OFFLINE_ACCOUNT, OFFLINE_REGION
 CONTENDERS = ("handler", "sequential", "one-shot")
+LATENCY = 0.05  # each IoT call's round trip; the instant-call runs take 0
 STAGED_GOAL = 1.05  # a cleanup longer than an hour: one destroy, hand-overs included
 
 
@@ -110,6 +120,7 @@ class Result:
     # Our jobs' deletions in IoT: job id -> (started at, seconds), for the slots' idle time.
     deletions: dict[str, tuple[float, float]] = field(default_factory=dict)
     total_timeout: float | None = None  # our handler's cleanup; None: one resource, the cap lifted
+    latency: float = LATENCY
 
     @property
     def stages(self) -> int:
@@ -145,6 +156,11 @@ class Result:
         return max(run.log.count() / max((run.finished or 0.0) - run.started, 1e-9) for run in self.runs)
 
     @property
+    def operation_peak(self) -> OperationPeak:
+        """The most calls of one IoT operation in any one second, over all resources."""
+        return peak_per_operation([run.log for run in self.runs])
+
+    @property
     def failures(self) -> int:
         return sum(1 for run in self.runs if run.failure)
 
@@ -168,7 +184,7 @@ def run_contender(
     handler: object,
     *,
     seed: int = 7,
-    latency: float = 0.05,
+    latency: float = LATENCY,
     poll_window: float | None = None,
     cap_lifted: bool = False,
 ) -> Result:
@@ -237,6 +253,7 @@ def run_contender(
         wall,
         deletions,
         total_timeout if contender == "handler" else None,
+        latency,
     )
 
 
@@ -267,9 +284,9 @@ def _fmt_finishes(result: Result) -> str:
 def table(results: list[Result]) -> str:
     header = (
         "| scenario | contender | makespan | bound | makespan/bound | IoT calls/job | peak calls/s "
-        "| calls/s per resource | invocations | Lambda s per cleanup | longest slot wait | resources done "
-        "| stages (hand-overs) | failures |\n"
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n"
+        "| calls/s per resource | peak of one operation in 1 s | invocations | Lambda s per cleanup "
+        "| longest slot wait | resources done | stages (hand-overs) | failures |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n"
     )
     rows = []
     for r in results:
@@ -287,7 +304,8 @@ def table(results: list[Result]) -> str:
             f"| {r.scenario.name}{over} | {r.contender} | {makespan} "
             f"| {_fmt_seconds(r.bound)} "
             f"| {ratio} | {r.calls / r.jobs:.1f} | {peak_per_second([run.log for run in r.runs])} "
-            f"| {r.calls_per_second_per_resource:.2f} | {sum(run.invocations for run in r.runs)} "
+            f"| {r.calls_per_second_per_resource:.2f} | {r.operation_peak} "
+            f"| {sum(run.invocations for run in r.runs)} "
             f"| {sum(run.lambda_seconds for run in r.runs) / len(r.runs):.0f} "
             f"| {_fmt_seconds(r.longest_slot_wait)} | {_fmt_finishes(r)} | {stages} | {failures} |"
         )
@@ -507,20 +525,155 @@ def _selected(name: str, only: str | None) -> bool:
     return not only or any(part in name for part in only.split("|"))
 
 
-def worst_line(ours: list[Result], scaled: list[scale.ScaleResult], *, complete: bool) -> str:
-    """The last line: the worst makespan/bound over every scenario the handler ran."""
-    ratios = [(r.scenario.name, r.ratio, not r.failures and not r.jobs_left) for r in ours]
-    ratios += [(r.name, r.ratio, r.finished) for r in scaled]
-    name, ratio, _ = max(ratios, key=lambda item: item[1])
-    unfinished = [n for n, _, finished in ratios if not finished]
-    covers = f"all {len(ratios)} scenarios" if complete else f"the {len(ratios)} scenarios run"
-    note = f"{covers}, worst: {name}"
+# --------------------------------------------------------------------------- instant calls, the calls budget
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One scenario our handler ran, as the summary sees it: its ratio and its calls budget."""
+
+    name: str
+    kind: str  # "scheduling", "selector" or "drain"
+    ratio: float
+    finished: bool  # every job gone, every resource reported complete
+    average: float  # IoT calls per second over the cleanup, of the resource with the most
+    peak: OperationPeak  # the most calls of one IoT operation in any one second, all resources
+
+    @property
+    def label(self) -> str:
+        return f"selector: {self.name}" if self.kind == "selector" else self.name
+
+    @property
+    def problems(self) -> list[str]:
+        return budget_problems(self.average, self.peak)
+
+
+def measured(result: Result | scale.ScaleResult) -> Measured:
+    if isinstance(result, Result):
+        return Measured(
+            result.scenario.name,
+            "scheduling",
+            result.ratio,
+            not result.failures and not result.jobs_left,
+            result.calls_per_second_per_resource,
+            result.operation_peak,
+        )
+    return Measured(
+        result.name,
+        result.kind,
+        result.ratio,
+        result.finished,
+        result.calls_per_second,
+        result.operation_peak,
+    )
+
+
+def _calls(latency: float) -> str:
+    return f"{latency * 1000:g} ms calls" if latency else "instant calls"
+
+
+def _budget_verdict(m: Measured) -> str:
+    return f"**breaks**: {'; '.join(m.problems)}" if m.problems else "within"
+
+
+def _peak(m: Measured) -> str:
+    return f"{m.peak} at {_fmt_seconds(m.peak.at)}" if m.peak.operation else str(m.peak)
+
+
+def _ratio(m: Measured) -> str:
+    return f"{m.ratio:.3f}" if m.finished else f"{m.ratio:.3f} (not finished)"
+
+
+def budget_markdown(measures: Sequence[Measured], instant: Sequence[Measured]) -> list[str]:
+    """The section on instant calls and the calls budget: every scenario our handler ran."""
+    twins = {m.name: m for m in instant}
+    rows = []
+    for m in measures:
+        twin = twins.get(m.name)
+        theirs = (
+            f"{_ratio(twin)} | {twin.ratio - m.ratio:+.3f} | {twin.average:.2f} | {_peak(twin)} "
+            f"| {_budget_verdict(twin)}"
+            if twin
+            else "not run | - | - | - | -"
+        )
+        rows.append(
+            f"| {m.label} | {_ratio(m)} | {m.average:.2f} | {_peak(m)} | {_budget_verdict(m)} | {theirs} |"
+        )
+    lines = [
+        "## Instant calls and the calls budget",
+        "",
+        _paragraph(
+            f"""Every scenario our handler ran above, run once more with instant calls (latency 0:
+            the same jobs, seeds, stages and rate limits), beside the run with {_calls(LATENCY)}: what
+            the calls' own time adds to makespan - bound. Each run is held to the calls budget (issue
+            16): a resource makes on average at most {AVERAGE_BUDGET:g} IoT calls per second over its
+            cleanup (**calls/s per resource**: its calls over its makespan, stages and hand-overs
+            included, the resource with the most), and the account never sees more than
+            {OPERATION_BUDGET} calls of one IoT operation in any one second, IoT's published rate per
+            operation and account (**peak of one operation in 1 s**: the most calls of one operation
+            within any sliding 1-second window [t, t + 1 s), over all resources, the operation
+            named, and when that second began from the cleanup's start). Every call counts, a throttled
+            one too; GetResources, the tagging API's, is left out. The scheduling scenarios have no
+            rate limit; the selectors and drains run under IoT's {scale.RATE_LIMIT:g} per second per
+            operation, a token bucket a second deep, which can admit up to twice that within one
+            sliding second (a full bucket, then its refill) before it answers ThrottlingException
+            (their throttled column). With instant calls only the handler's own pauses space its
+            calls out. The goal columns of the sections
+            above are their own (issue 8's, the drain's); this budget is issue 16's, and [Every
+            scenario](#every-scenario) sums it up."""
+        ),
+        "",
+        f"| scenario | makespan/bound, {_calls(LATENCY)} | calls/s per resource "
+        "| peak of one operation in 1 s | calls budget | makespan/bound, instant calls | instant - 50 ms "
+        "| calls/s per resource, instant "
+        "| peak of one operation in 1 s, instant | calls budget, instant |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|---|",
+        *rows,
+        "",
+    ]
+    return lines
+
+
+def budget_line(measures: Sequence[Measured], latency: float) -> str:
+    """Which scenarios break the calls budget, and by how much at most."""
+    breaking = [m for m in measures if m.problems]
+    over_average = [m for m in measures if m.average > AVERAGE_BUDGET]
+    over_peak = [m for m in measures if m.peak.calls > OPERATION_BUDGET]
+    top_average = max(measures, key=lambda m: m.average)
+    top_peak = max(measures, key=lambda m: m.peak.calls)
+    averages = (
+        " and ".join(f"{m.name}: {m.average:.2f}" for m in over_average)
+        if 0 < len(over_average) <= 3
+        else f"highest {top_average.average:.2f}: {top_average.name}"
+    )
+    return (
+        f"calls budget with {_calls(latency)}: {len(breaking)} of {len(measures)} scenarios break it; "
+        f"average over {AVERAGE_BUDGET:g} calls/s per resource: {len(over_average)} ({averages}); "
+        f"over {OPERATION_BUDGET} of one operation in 1 s: {len(over_peak)} "
+        f"(highest {top_peak.peak}: {top_peak.name})"
+    )
+
+
+def _worst(measures: Sequence[Measured], latency: float, *, complete: bool) -> str:
+    worst = max(measures, key=lambda m: m.ratio)
+    unfinished = [m.name for m in measures if not m.finished]
+    covers = f"all {len(measures)} scenarios" if complete else f"the {len(measures)} scenarios run"
+    note = f"{covers}, worst: {worst.name}"
     if unfinished:
         note += (
             f"; {len(unfinished)} did not finish (failed at their total timeout, their "
             f"ratio a lower bound): {', '.join(unfinished)}"
         )
-    return f"worst makespan/bound: {ratio:.3f} ({note})"
+    return f"{worst.ratio:.3f} with {_calls(latency)} ({note})"
+
+
+def worst_line(measures: Sequence[Measured], instant: Sequence[Measured] = (), *, complete: bool) -> str:
+    """The last line: the worst makespan/bound over every scenario the handler ran, with
+    50 ms calls and, if they ran, with instant calls."""
+    parts = [_worst(measures, LATENCY, complete=complete)]
+    if instant:
+        parts.append(_worst(instant, 0.0, complete=complete))
+    return "worst makespan/bound: " + ", ".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -528,6 +681,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="run only scenarios whose name contains this text (or any of a|b)")
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md and the plot")
+    parser.add_argument(
+        "--no-instant",
+        action="store_true",
+        help="skip the handler's second run of each scenario with instant calls",
+    )
     args = parser.parse_args(argv)
     import iot_job_cleanup_handler as handler
 
@@ -565,6 +723,7 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     scaled: list[scale.ScaleResult] = []
+    rerun: dict[str, Callable[..., scale.ScaleResult]] = {}
     if "handler" in args.contenders.split(","):
         runs = [(s.name, partial(scale.run_selector, s, handler)) for s in scale.SELECTORS]
         runs += [(d.name, partial(scale.run_drain, d, handler)) for d in scale.DRAINS]
@@ -574,6 +733,7 @@ def main(argv: list[str] | None = None) -> int:
             began = time.perf_counter()
             r = run()
             scaled.append(r)
+            rerun[name] = run
             print(
                 f"{name:<45} makespan {_fmt_seconds(r.makespan):>9} bound {_fmt_seconds(r.bound):>9} "
                 f"ratio {r.ratio:7.3f} IoT calls/s {r.calls_per_second:5.2f} throttled {r.throttled:4d} "
@@ -583,13 +743,38 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     ours = [r for r in results if r.contender == "handler"]
-    complete = not args.only and args.contenders == ",".join(CONTENDERS)
+    measures = [measured(r) for r in [*ours, *scaled]]
+    instant: list[Measured] = []
+    if not args.no_instant:  # the handler once more on every scenario it ran, calls taking no time
+        for result in ours:
+            twin = run_contender(result.scenario, "handler", handler, latency=0.0)
+            instant.append(measured(twin))
+            _print_instant(instant[-1], result.ratio, twin.wall_seconds)
+        for r in scaled:
+            began = time.perf_counter()
+            instant.append(measured(rerun[r.name](latency=0.0)))
+            _print_instant(instant[-1], r.ratio, time.perf_counter() - began)
+    complete = not args.only and args.contenders == ",".join(CONTENDERS) and not args.no_instant
     if complete and not args.no_write:  # a partial run never overwrites the full results
-        (HERE / "RESULTS.md").write_text(results_markdown(results, window_study(handler), scaled, lifted))
+        (HERE / "RESULTS.md").write_text(
+            results_markdown(results, window_study(handler), scaled, lifted, instant)
+        )
         plot(results, HERE / "makespan_vs_bound.png")
-    if ours or scaled:
-        print(worst_line(ours, scaled, complete=complete))
+    if measures:
+        print(budget_line(measures, LATENCY))
+        if instant:
+            print(budget_line(instant, 0.0))
+        print(worst_line(measures, instant, complete=complete))
     return 0
+
+
+def _print_instant(m: Measured, ratio: float, wall: float) -> None:
+    print(
+        f"{m.name:<45} instant calls  ratio {m.ratio:7.3f} (with {_calls(LATENCY)} {ratio:.3f}) "
+        f"calls/s per resource {m.average:5.2f} peak {m.peak!s:<18} "
+        f"{'finished' if m.finished else 'NOT FINISHED'} ({wall:.1f} s)",
+        flush=True,
+    )
 
 
 def results_markdown(
@@ -597,9 +782,17 @@ def results_markdown(
     windows: str,
     scaled: list[scale.ScaleResult],
     lifted: dict[str, Result] | None = None,
+    instant: Sequence[Measured] = (),
 ) -> str:
     ours = [r for r in results if r.contender == "handler"]
+    measures = [measured(r) for r in [*ours, *scaled]]
+    twins = {m.name: m for m in instant}
     worst = max(ours, key=lambda r: r.ratio) if ours else None
+    worst_instant = max(
+        (twins[r.scenario.name] for r in ours if r.scenario.name in twins),
+        key=lambda m: m.ratio,
+        default=None,
+    )
     lines = [
         "# Benchmark results",
         "",
@@ -617,17 +810,31 @@ def results_markdown(
         "  attempts), as one AwsCustomResource per job would; it reports success when the calls return.",
         "  Its makespan is when it reported; `left behind` counts jobs still there at that moment.",
         "",
-        "Columns: IoT calls/job over all calls; peak calls/s over all resources; calls/s per resource is",
-        "the highest of any resource over its own run; Lambda s per cleanup is the handlers' busy time per",
-        "resource; longest slot wait is the longest time a resource started no deletion; resources done",
-        "gives when the first and the last of several resources finished. These scenarios have no API",
-        "rate limit and no other jobs in the account; the two sections after the polling window have both.",
+        _paragraph(
+            f"""Columns: IoT calls/job over all calls; peak calls/s over all resources, every operation,
+            in one second of the clock; calls/s per resource is the highest of any resource over its own
+            run (the calls budget allows {AVERAGE_BUDGET:g} on average); peak of one operation in 1 s is
+            the most calls of one IoT operation within any sliding 1-second window, over all resources
+            (the budget allows {OPERATION_BUDGET}, IoT's published rate per operation); Lambda s per
+            cleanup is the handlers' busy time per resource; longest slot wait is the longest time a
+            resource started no deletion; resources done gives when the first and the last of several
+            resources finished. These scenarios have no API rate limit and no other jobs in the account;
+            the two sections after the polling window have both. [Instant calls and the calls
+            budget](#instant-calls-and-the-calls-budget) runs each of our handler's scenarios once more
+            with calls taking no time, and says which break the budget."""
+        ),
         "",
         table(results),
     ]
     if worst:
+        also = (
+            f"; with instant calls **{worst_instant.ratio:.3f}** ({worst_instant.name})"
+            if worst_instant
+            else ""
+        )
         lines.append(
-            f"Worst makespan/bound of the handler here: **{worst.ratio:.3f}** ({worst.scenario.name})."
+            f"Worst makespan/bound of the handler here: **{worst.ratio:.3f}** with {_calls(LATENCY)} "
+            f"({worst.scenario.name}){also}."
         )
         lines.append("")
     lines.append("![makespan/bound against N](makespan_vs_bound.png)\n")
@@ -649,10 +856,15 @@ def results_markdown(
         lines += selectors_markdown(selectors)
     if drains:
         lines += drains_markdown(drains)
+    if measures:
+        lines += budget_markdown(measures, instant)
     lines += [
         "## Every scenario",
         "",
-        f"`{worst_line(ours, scaled, complete=True)}`",
+        f"`{budget_line(measures, LATENCY)}`",
+        "",
+        *([f"`{budget_line(instant, 0.0)}`", ""] if instant else []),
+        f"`{worst_line(measures, instant, complete=True)}`",
         "",
     ]
     return "\n".join(lines)

@@ -45,7 +45,9 @@ from iot_job_cleanup.emulator import (
 from iot_job_cleanup.provider import EntryPoint, run_request, waiter_attempts
 
 __all__ = [
+    "AVERAGE_BUDGET",
     "HEADROOM",
+    "OPERATION_BUDGET",
     "STAGE_GAP_SECONDS",
     "STAGE_SECONDS",
     "Call",
@@ -53,13 +55,17 @@ __all__ = [
     "CountingClient",
     "HandOver",
     "Losses",
+    "OperationPeak",
     "ResourceRun",
     "SimTime",
     "StageRun",
+    "budget_problems",
     "cleanup_losses",
     "cleanup_total_timeout",
     "counting_tagging",
     "idle_slot_seconds",
+    "operation_name",
+    "peak_per_operation",
     "peak_per_second",
     "run_handler",
     "run_one_shot",
@@ -190,7 +196,68 @@ class CallLog:
 
 
 def peak_per_second(logs: Sequence[CallLog]) -> int:
+    """The most calls of all operations together in one second of the clock (fixed windows)."""
     return max(Counter(int(call.at) for log in logs for call in log.calls).values(), default=0)
+
+
+# The calls budget (issue 16): a resource makes on average at most 2 IoT calls per second over
+# its cleanup, and the account never sees more than 10 calls of one IoT operation in any one
+# second (IoT's published rate per operation and account, its 2020 table).
+AVERAGE_BUDGET = 2.0
+OPERATION_BUDGET = 10
+
+
+class OperationPeak(NamedTuple):
+    """The most calls of one operation within one window, and where: see ``peak_per_operation``."""
+
+    calls: int
+    operation: str  # the client method, "" when there were no calls
+    at: float  # the window's start: the first of those calls
+
+    def __str__(self) -> str:
+        return f"{self.calls} {operation_name(self.operation)}" if self.operation else "0"
+
+
+def operation_name(operation: str) -> str:
+    """The IoT API's name of a client method: describe_job -> DescribeJob."""
+    return "".join(part.title() for part in operation.split("_"))
+
+
+def peak_per_operation(
+    logs: Sequence[CallLog], *, window: float = 1.0, exclude: Sequence[str] = ()
+) -> OperationPeak:
+    """The most calls of any one operation within any ``window`` seconds, over all the logs
+    (all resources: the rate is the account's). Sliding windows: every half-open
+    [t, t + window) is looked at (the busiest starts at a call, so those are the ones tried);
+    times are taken to the microsecond, so calls 50 ms apart give 20 a second, not 21 by a
+    rounding error. Every call counts, a throttled one too (it reached the service). Ties go
+    to the operation first by name; ``exclude``: operations left out (another service's)."""
+    times: dict[str, list[int]] = {}
+    for log in logs:
+        for call in log.calls:
+            if call.operation not in exclude:
+                times.setdefault(call.operation, []).append(round(call.at * 1e6))
+    span = round(window * 1e6)
+    best = OperationPeak(0, "", 0.0)
+    for operation in sorted(times):
+        moments = sorted(times[operation])
+        end = 0
+        for start, at in enumerate(moments):
+            while end < len(moments) and moments[end] < at + span:
+                end += 1
+            if end - start > best.calls:
+                best = OperationPeak(end - start, operation, at / 1e6)
+    return best
+
+
+def budget_problems(average: float, peak: OperationPeak) -> list[str]:
+    """How a cleanup breaks the calls budget (none: within it)."""
+    problems = []
+    if average > AVERAGE_BUDGET:
+        problems.append(f"{average:.2f} calls/s per resource > {AVERAGE_BUDGET:g}")
+    if peak.calls > OPERATION_BUDGET:
+        problems.append(f"{peak} in 1 s > {OPERATION_BUDGET}")
+    return problems
 
 
 class CountingClient:

@@ -239,6 +239,9 @@ def test_the_benchmark_gives_the_same_numbers_in_every_process() -> None:
     assert "drain: 20 running" in outputs[0]
     assert "stages 2 hand-overs 1" in outputs[0] and "one resource, cap lifted" in outputs[0]
     assert "worst makespan/bound" in outputs[0] and "(the 3 scenarios run, worst:" in outputs[0]
+    assert "with 50 ms calls (the 3 scenarios run" in outputs[0]
+    assert "with instant calls (the 3 scenarios run" in outputs[0]
+    assert "calls budget with 50 ms calls:" in outputs[0] and "calls budget with instant calls:" in outputs[0]
 
 
 # --------------------------------------------------------------------------- selectors at scale, drain
@@ -349,3 +352,128 @@ def test_the_counting_client_logs_the_listing_and_throttling() -> None:
         ("describe_job", "", "a"),
     ]
     assert log.answered("ThrottlingException") == 1
+
+
+# --------------------------------------------------------------------------- instant calls, the calls budget
+
+
+def _brute_force_peak(calls: list[tuple[float, str]]) -> dict[str, int]:
+    """The most calls of each operation in any [t, t + 1 s), trying every call as t (to the µs)."""
+    peaks: dict[str, int] = {}
+    for start, operation in calls:
+        inside = sum(
+            1
+            for at, op in calls
+            if op == operation and round(start * 1e6) <= round(at * 1e6) < round(start * 1e6) + 10**6
+        )
+        peaks[operation] = max(peaks.get(operation, 0), inside)
+    return peaks
+
+
+def test_the_peak_of_one_operation_slides_its_second_over_every_resource() -> None:
+    from benchmarks.simulation import Call, CallLog, OperationPeak, peak_per_operation, peak_per_second
+
+    # A 20-job run's calls, two resources: 20 DeleteJob 50 ms apart from 10.6 s, 12 in the
+    # clock's second 11 and 8 in second 10, so fixed windows would see 12; the sliding window
+    # sees all 20. One more DeleteJob exactly 1 s after the first is not in its window (half-open).
+    first = CallLog([Call(10.6 + 0.05 * k, "delete_job", "") for k in range(10)])
+    second = CallLog([Call(11.1 + 0.05 * k, "delete_job", "") for k in range(10)])
+    second.calls.append(Call(11.6, "delete_job", ""))
+    # 11 DescribeJob within 0.91 s (one throttled: it counts), 30 GetResources at one instant
+    # (another service's: left out when asked), and ListJobs once a second.
+    first.calls += [
+        Call(30.0 + 0.09 * k, "describe_job", "ThrottlingException" if k == 3 else "") for k in range(11)
+    ]
+    first.calls += [Call(40.0, "get_resources", "")] * 30
+    second.calls += [Call(float(s), "list_jobs", "") for s in range(60)]
+
+    peak = peak_per_operation([first, second], exclude=("get_resources",))
+    assert peak == OperationPeak(20, "delete_job", pytest.approx(10.6))
+    assert str(peak) == "20 DeleteJob"
+    assert peak_per_operation([first, second]) == OperationPeak(30, "get_resources", 40.0)
+    # first alone: 10 DeleteJob, 11 DescribeJob
+    assert peak_per_operation([first], exclude=("get_resources",)) == OperationPeak(
+        11, "describe_job", pytest.approx(30.0)
+    )
+    assert peak_per_operation([CallLog([Call(0.0, "list_jobs", "")] * 10)]).calls == 10
+    assert peak_per_operation([]) == OperationPeak(0, "", 0.0) and str(peak_per_operation([])) == "0"
+    assert peak_per_second([first, second]) == 31  # fixed windows, all operations: second 40
+    everything = [
+        (c.at, c.operation) for log in (first, second) for c in log.calls if c.operation != "get_resources"
+    ]
+    assert _brute_force_peak(everything) == {"delete_job": 20, "describe_job": 11, "list_jobs": 1}
+
+
+def test_calls_fifty_ms_apart_peak_at_twenty_a_second_not_twenty_one() -> None:
+    """The simulated clock adds 25 ms twice per call: its float sums must not squeeze a 21st
+    call into a second."""
+    from benchmarks.simulation import CallLog, CountingClient, peak_per_operation
+    from iot_job_cleanup.emulator import LifecycleClient
+
+    sim = SimTime(start=0.3)
+    lifecycle, ids = lifecycle_for(sim, 30, 1)
+    log = CallLog()
+    client = CountingClient(LifecycleClient(lifecycle), sim, log, latency=0.05)
+    sim.run([lambda: [client.describe_job(jobId=ids[0]) for _ in range(200)]])
+
+    assert peak_per_operation([log]).calls == 20
+
+
+def test_the_calls_budget_allows_two_a_second_on_average_and_ten_of_one_operation() -> None:
+    from benchmarks.simulation import OperationPeak, budget_problems
+
+    assert budget_problems(2.0, OperationPeak(10, "describe_job", 0.0)) == []
+    assert budget_problems(2.13, OperationPeak(10, "describe_job", 0.0)) == ["2.13 calls/s per resource > 2"]
+    assert budget_problems(0.5, OperationPeak(11, "list_tags_for_resource", 5.0)) == [
+        "11 ListTagsForResource in 1 s > 10"
+    ]
+
+
+def test_a_small_run_with_instant_calls_meets_its_bound_and_reports_its_calls() -> None:
+    from benchmarks.run import measured
+
+    scenario = Scenario("N=20 T=30s", 20, 30.0)  # two whole rounds: the bound is achievable
+    slow = run_contender(scenario, "handler", handler)
+    instant = run_contender(scenario, "handler", handler, latency=0.0)
+
+    assert (slow.latency, instant.latency) == (0.05, 0.0)
+    for result in (slow, instant):
+        assert result.failures == 0 and result.jobs_left == 0
+        calls = [(c.at, c.operation) for run in result.runs for c in run.log.calls]
+        peaks = _brute_force_peak(calls)
+        top = max(peaks.values())
+        assert result.operation_peak.calls == top
+        assert peaks[result.operation_peak.operation] == top
+    assert 1.0 <= instant.ratio <= 1.01
+    assert instant.ratio <= slow.ratio
+    # 50 ms calls one after another: at most 20 of one operation in a second (DescribeJob, the
+    # first look at each named job), so the per-operation budget of 10 is broken.
+    assert slow.operation_peak.calls == 20 and slow.operation_peak.operation == "describe_job"
+    assert measured(slow).problems == ["20 DescribeJob in 1 s > 10"]
+    # With instant calls nothing spaces the looks out: the first 20 come at one instant.
+    assert instant.operation_peak.calls >= 20 and instant.operation_peak.operation == "describe_job"
+
+
+def test_the_summary_lines_give_both_worsts_and_the_scenarios_over_budget() -> None:
+    from benchmarks.run import Measured, budget_line, worst_line
+    from benchmarks.simulation import OperationPeak
+
+    def m(name: str, ratio: float, average: float, peak: int, finished: bool = True) -> Measured:
+        return Measured(
+            name, "scheduling", ratio, finished, average, OperationPeak(peak, "describe_job", 0.0)
+        )
+
+    fifty = [m("a", 1.072, 1.96, 20), m("b", 1.01, 0.5, 4)]
+    instant = [m("a", 1.0, 2.13, 20), m("b", 1.004, 0.6, 4, finished=False)]
+
+    assert worst_line(fifty, instant, complete=True) == (
+        "worst makespan/bound: 1.072 with 50 ms calls (all 2 scenarios, worst: a), 1.004 with instant "
+        "calls (all 2 scenarios, worst: b; 1 did not finish (failed at their total timeout, their ratio "
+        "a lower bound): b)"
+    )
+    assert worst_line(fifty, complete=False).endswith("with 50 ms calls (the 2 scenarios run, worst: a)")
+    assert budget_line(fifty, 0.05) == (
+        "calls budget with 50 ms calls: 1 of 2 scenarios break it; average over 2 calls/s per resource: "
+        "0 (highest 1.96: a); over 10 of one operation in 1 s: 1 (highest 20 DescribeJob: a)"
+    )
+    assert "average over 2 calls/s per resource: 1 (a: 2.13)" in budget_line(instant, 0.0)
