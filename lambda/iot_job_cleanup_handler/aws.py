@@ -239,7 +239,8 @@ class IotJobs:
 
     def running_job_ids(self) -> set[str]:
         """Every job IN_PROGRESS or SCHEDULED: two listings, not a look per job."""
-        return set().union(*(self.job_ids_with_status(status) for status in sorted(RUNNING_STATUSES)))
+        # SCHEDULED first: a job only moves from SCHEDULED to IN_PROGRESS, so none is missed between them.
+        return self.job_ids_with_status("SCHEDULED") | self.job_ids_with_status("IN_PROGRESS")
 
     def job_ids_with_status(self, status: str) -> set[str]:
         """Every job ListJobs gives in ``status`` (in the cleanup's namespace, if any)."""

@@ -421,7 +421,10 @@ def handle_is_complete(
         timing.poll_interval,
         on_poll=on_poll,
         # End at a quiet moment: a slot that frees while no invocation runs waits for the next.
-        linger_until=None if last_chance else min(hard_stop, window_end + LINGER_SECONDS),
+        # Never into the time the last invocation needs for its report.
+        linger_until=None
+        if last_chance
+        else min(hard_stop, window_end + LINGER_SECONDS, give_up_at - timing.query_interval - INVOCATION_GAP),
         quiet_for=timing.query_interval + INVOCATION_GAP,
     )
     handing_over = (

@@ -211,7 +211,11 @@ class JobCleanup:
                 and self._plan_look(job_id, touched, drained) is not None
             ):
                 ready.append(job_id)
-        fresh = [j for j in self.request.job_ids if self.ledger.place(j) is None and not self._held_back(j)]
+        fresh = [
+            j
+            for j in self.request.job_ids
+            if j not in ready and self.ledger.place(j) is None and not self._held_back(j)
+        ]
         first = [*ready, *fresh[: max(0, self.free_slots() - len(ready))]]
         for job_id in first:
             self.ledger.wait(job_id, named=True)
@@ -240,9 +244,14 @@ class JobCleanup:
             if self.clock() >= refill_at:  # slots freed meanwhile get the longest described so far
                 refill_at = self.clock() + self.plan_poll_interval
                 self._refill_while_planning(untouched, touched, waiting_first, drained)
-        pending = [*waiting_first, *(job_id for *_, job_id in sorted(untouched)), *unplanned]
-        for job_id in pending:
-            self.ledger.wait(job_id, named=True)  # in this order; one already in line stays
+        pending = []
+        for job_id in [*waiting_first, *(job_id for *_, job_id in sorted(untouched)), *unplanned]:
+            place = self.ledger.place(job_id)
+            if place in (None, Place.WAITING):
+                self.ledger.wait(job_id, named=True)  # in this order; one already in line stays
+                pending.append(job_id)
+            else:  # started (or cancelled) meanwhile by a refill during the looks
+                (drained if place is Place.DRAINING else touched).append(job_id)
         placed = {*touched, *pending, *drained}
         gone = [j for j in self.request.job_ids if j not in placed and self.ledger.place(j) is Place.GONE]
         self.order = (*gone, *touched, *pending, *drained)
@@ -599,6 +608,8 @@ class JobCleanup:
                 self._deleting(job_id, named=True)
                 self.deleting_anywhere.add(job_id)
                 stragglers += 1
+            elif self.confine_to is not None and job_id not in self.confine_to:
+                self.ledger.held_back(job_id)  # exists again, but not among the jobs confirmed
             else:
                 self.ledger.wait(job_id, named=True)
                 stragglers += 1
