@@ -12,6 +12,7 @@ The Lambda entry points for the CDK Provider framework are ``on_event`` and
 - ``discovery``: finding the jobs the filters select, from IoT;
 - ``guard``: the trust rules I1-I4, the one place that looks at a job, judges it and acts on it;
 - ``ledger``: each job's place in the cleanup, changed only by named transitions;
+- ``planning``: the plan in ``on_event``: the first deletions at once, the rest ordered;
 - ``scheduling``: deleting through the 10 shared slots, with backoff, force and drain;
 - ``backoff``: exponential backoff with equal jitter, its randomness injected;
 - ``report``: a cleanup's progress snapshot, the jobs really left, the timeout message;

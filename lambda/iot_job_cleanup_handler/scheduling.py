@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from . import discovery, report
+from . import discovery, planning, report
 from .aws import DELETING, RUNNING_STATUSES, IotJobs
 from .backoff import Backoff
 from .contract import CleanupRequest
@@ -31,6 +31,7 @@ from .discovery import Discovery, Found
 from .errors import CleanupError, TransientError
 from .guard import CANCEL_REASON_CODE, Decision, Guard, Look, devices_busy
 from .ledger import Ledger, Place
+from .planning import execution_count
 from .report import CleanupProgress
 
 __all__ = [
@@ -52,7 +53,6 @@ FAST_POLL_INTERVAL = 0.5  # while one of our deletions is expected to finish
 FIRST_FINISH_POLL_INTERVAL = 1.0  # before any deletion of ours was seen to finish
 DRAIN_CHECK_INTERVAL = 10.0  # how often draining jobs are looked at: their devices take minutes
 DEFAULT_POLL_INTERVAL = 2.0  # the handler's default query interval
-PLAN_LOOKS_SECONDS = 60.0  # how long on_event describes named jobs to order them, deletions running
 
 
 # What a warm container remembers of a cleanup's deletions between invocations (the Provider
@@ -68,14 +68,6 @@ def forget_cached_facts() -> None:
     discovery.forget_cached_facts()
     _DURATIONS.clear()
     _STARTS.clear()
-
-
-def execution_count(job: Mapping[str, Any]) -> int:
-    """How many job executions a job has: its deletion takes longer the more it has."""
-    details = job.get("jobProcessDetails") or {}
-    return sum(
-        value for key, value in details.items() if key.startswith("numberOf") and isinstance(value, int)
-    )
 
 
 class JobCleanup:
@@ -139,11 +131,10 @@ class JobCleanup:
         self._new_walk()
         self.drains_checked_at = -math.inf
         self.limit_exceeded = 0
-        self.plan_poll_interval = DEFAULT_POLL_INTERVAL  # how often the plan's looks pause to refill
 
     # -- applying what a look showed
 
-    def _apply(self, look: Look, *, named: bool) -> None:
+    def apply(self, look: Look, *, named: bool) -> None:
         """Put the job where the guard's decision on a fresh look says (may cancel it now)."""
         decision, ends = self.guard.decide(look)
         job_id = look.job_id
@@ -180,140 +171,13 @@ class JobCleanup:
             self.ledger.cancel_refused(look.job_id)
             raise
         if again is not None:  # it changed meanwhile: decide again from the new look
-            self._apply(again, named=named)
+            self.apply(again, named=named)
 
     # -- reading the state from IoT
 
     def plan(self) -> tuple[str, ...]:
-        """Start the first deletions at once, then order the rest while they run.
-
-        1. Which named jobs run: two listings (IN_PROGRESS, SCHEDULED), not a look per job.
-           Those are looked at (fresh) and decided now: one that needs force fails the
-           cleanup before anything is deleted; with a drain time it is cancelled and goes last.
-        2. The other named jobs fill the free slots at once, in list order, each deleted as
-           ``start_deletions`` deletes a named job (IoT itself refuses a running job without
-           force, and a refusal is looked at afresh; with a drain time each is looked at first).
-        3. While those deletions run, the rest are described and ordered longest deletion
-           first (deletion time grows with a job's executions; starting the longest first
-           keeps the 10 slots evenly busy to the end), for up to ``PLAN_LOOKS_SECONDS``; any
-           not described by then keep list order. Draining jobs come last.
-        """
-        self.deleting_anywhere = self.iot.deleting_job_ids()
-        running = self.iot.running_job_ids() if not self.request.force else set()
-        touched: list[str] = []
-        drained: list[str] = []
-        ready: list[str] = []  # looked at in step 1 and deletable after all: go first
-        for job_id in self.request.job_ids:
-            listed = job_id in running or job_id in self.deleting_anywhere
-            if (
-                listed
-                and not self._held_back(job_id)
-                and self._plan_look(job_id, touched, drained) is not None
-            ):
-                ready.append(job_id)
-        fresh = [
-            j
-            for j in self.request.job_ids
-            if j not in ready and self.ledger.place(j) is None and not self._held_back(j)
-        ]
-        first = [*ready, *fresh[: max(0, self.free_slots() - len(ready))]]
-        for job_id in first:
-            self.ledger.wait(job_id, named=True)
-        self.order = (*touched, *first)
-        self.planned = True
-        self.start_deletions()
-        waiting_first = []
-        for job_id in first:
-            place = self.ledger.place(job_id)
-            (
-                waiting_first if place is Place.WAITING else drained if place is Place.DRAINING else touched
-            ).append(job_id)
-        untouched: list[tuple[int, int, str]] = []
-        unplanned: list[str] = []  # not described in time: they keep list order
-        look_until = min(self.hard_stop, self.clock() + PLAN_LOOKS_SECONDS)
-        refill_at = self.clock() + self.plan_poll_interval
-        for position, job_id in enumerate(self.request.job_ids):
-            if self.ledger.place(job_id) is not None or self._held_back(job_id):
-                continue
-            if self.clock() >= look_until:
-                unplanned.append(job_id)
-                continue
-            executions = self._plan_look(job_id, touched, drained)
-            if executions is not None:
-                untouched.append((-executions, position, job_id))
-            if self.clock() >= refill_at:  # slots freed meanwhile get the longest described so far
-                refill_at = self.clock() + self.plan_poll_interval
-                self._refill_while_planning(untouched, touched, waiting_first, drained)
-        pending = []
-        for job_id in [*waiting_first, *(job_id for *_, job_id in sorted(untouched)), *unplanned]:
-            place = self.ledger.place(job_id)
-            if place in (None, Place.WAITING):
-                self.ledger.wait(job_id, named=True)  # in this order; one already in line stays
-                pending.append(job_id)
-            else:  # started (or cancelled) meanwhile by a refill during the looks
-                (drained if place is Place.DRAINING else touched).append(job_id)
-        placed = {*touched, *pending, *drained}
-        gone = [j for j in self.request.job_ids if j not in placed and self.ledger.place(j) is Place.GONE]
-        self.order = (*gone, *touched, *pending, *drained)
-        self.drained_tail = len(drained)
-        self.deleting_anywhere |= set(self.ledger.at(Place.DELETING))
-        return self.order
-
-    def _refill_while_planning(
-        self,
-        untouched: list[tuple[int, int, str]],
-        touched: list[str],
-        waiting: list[str],
-        drained: list[str],
-    ) -> None:
-        """During the plan's looks: a poll, and the longest jobs described so far into the
-        slots it shows free (started, they join the touched part of the order)."""
-        self.refresh()
-        free = self.free_slots() - len(self.ledger.queue)
-        if free <= 0 or not untouched:
-            return
-        untouched.sort()
-        chosen = [job_id for *_, job_id in untouched[:free]]
-        del untouched[:free]
-        for job_id in chosen:
-            self.ledger.wait(job_id, named=True)
-        self.start_deletions()
-        for job_id in chosen:
-            place = self.ledger.place(job_id)
-            (waiting if place is Place.WAITING else drained if place is Place.DRAINING else touched).append(
-                job_id
-            )
-
-    def _held_back(self, job_id: str) -> bool:
-        """Named, but outside the jobs an operator confirmed: reported, never touched."""
-        if self.confine_to is None or job_id in self.confine_to:
-            return False
-        if self.ledger.place(job_id) is None and self.guard.look(job_id, named=True, judge=False).gone:
-            self.ledger.gone(job_id, named=True)  # gone: nothing to hold back
-            return True
-        if self.ledger.place(job_id) is None:
-            logger.info("named, but not among the jobs confirmed: left alone", extra={"jobId": job_id})
-            self.ledger.held_back(job_id)
-        return True
-
-    def _plan_look(self, job_id: str, touched: list[str], drained: list[str]) -> int | None:
-        """A named job looked at for the plan and decided (one that needs force fails the
-        cleanup here): its execution count when it is to be deleted, else None once it is
-        placed (gone, being deleted, cancelled to drain)."""
-        look = self.guard.look(job_id, named=True)
-        decision, _ = self.guard.decide(look)
-        if decision is Decision.DELETE:
-            assert look.job is not None
-            return execution_count(look.job)
-        self._apply(look, named=True)
-        place = self.ledger.place(job_id)
-        if place is Place.DRAINING:
-            drained.append(job_id)
-        elif place is Place.WAITING:  # cancelled, then found deletable
-            return 0
-        else:
-            touched.append(job_id)
-        return None
+        """Start the first deletions at once, then order the rest while they run (``planning``)."""
+        return planning.plan(self)
 
     def survey(self) -> None:
         """At the start of an invocation: where the named jobs stand, from IoT."""
@@ -499,7 +363,7 @@ class JobCleanup:
         self.ledger.wait(found.job_id, named=False, identity=found.identity)
         if self.request.drain is not None and found.status in RUNNING_STATUSES:
             # Cancel it now: no device starts it while the slots are busy.
-            self._apply(self.guard.look(found.job_id, named=False), named=False)
+            self.apply(self.guard.look(found.job_id, named=False), named=False)
 
     def discovery_settled(self) -> bool:
         """True once a whole walk found no selected job left; starts the next walk when due."""
@@ -530,7 +394,7 @@ class JobCleanup:
                 return
             entry = self.ledger.get(job_id)
             assert entry is not None
-            self._apply(self.guard.look(job_id, named=entry.named), named=entry.named)
+            self.apply(self.guard.look(job_id, named=entry.named), named=entry.named)
 
     def drain_ends(self, job_id: str) -> float:
         entry = self.ledger.get(job_id)
@@ -561,7 +425,7 @@ class JobCleanup:
                 if self._needs_a_look(entry.named):
                     look = self.guard.look(job_id, named=entry.named)
                     if self.guard.decide(look)[0] is not Decision.DELETE:
-                        self._apply(look, named=entry.named)
+                        self.apply(look, named=entry.named)
                         continue
                     clearance = self.guard.clear(look, named=entry.named)
                 else:
@@ -581,7 +445,7 @@ class JobCleanup:
                 started += 1
             else:
                 assert again is not None
-                self._apply(again, named=entry.named)
+                self.apply(again, named=entry.named)
         return started
 
     def done(self) -> bool:
