@@ -427,9 +427,8 @@ def handle_is_complete(
         else min(hard_stop, window_end + LINGER_SECONDS, give_up_at - timing.query_interval - INVOCATION_GAP),
         quiet_for=timing.query_interval + INVOCATION_GAP,
     )
-    handing_over = (
-        not finished and request.hands_on and last_chance and clock() >= give_up_at - timing.poll_interval
-    )
+    out_of_time = not finished and last_chance and clock() >= give_up_at - timing.poll_interval
+    handing_over = out_of_time and request.hands_on
     if metrics is not None:  # the invocation's last record, whatever comes next
         metrics.record(cleanup.progress(), handed_over=handing_over)
     if finished:
@@ -444,7 +443,7 @@ def handle_is_complete(
         return {"IsComplete": True}
     if handing_over:
         return _hand_over(event, request, cleanup, clock() - started_at)
-    if last_chance and clock() >= give_up_at - timing.poll_interval:
+    if out_of_time:
         raise CleanupTimeoutError(timeout_message(cleanup, clock() - started_at, _stack_name(event)))
     return {"IsComplete": False}
 
