@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .aws import DELETING
+from .contract import MAX_TOTAL_TIMEOUT
 from .errors import counted
 from .ledger import Place
 
@@ -137,7 +138,7 @@ def _timed_out(cleanup: JobCleanup, elapsed: float) -> str:
     request = cleanup.request
     if request.stages == 1:
         return f"Timed out after {elapsed:.0f} s"
-    before = (request.stages - 1) * 3600.0  # every earlier stage ran its hour and handed on
+    before = (request.stages - 1) * MAX_TOTAL_TIMEOUT  # every earlier stage ran its hour and handed on
     return (
         f"Stage {request.stage} of {request.stages}, the last, timed out after {elapsed:.0f} s "
         f"(about {(before + elapsed) / 3600:.1f} h with the stages before it)"
