@@ -213,3 +213,18 @@ def test_the_readmes_dashboard_and_alarm_recipe_synthesizes_on_the_handlers_metr
     }
     assert len(template.find_resources("AWS::CloudWatch::Dashboard")) == 1
     assert len(template.find_resources(RESOURCE)) == 6
+
+
+def test_the_constructs_cap_on_total_timeout_is_the_handlers_cap_on_stages() -> None:
+    """Two sides of one rule: 24 hours at synth, Stages at most 24 in the handler."""
+    from iot_job_cleanup.synth.options import MAX_TOTAL_TIMEOUT, STAGE_TIMEOUT
+    from iot_job_cleanup_handler.contract import MAX_STAGES
+    from iot_job_cleanup_handler.contract import MAX_TOTAL_TIMEOUT as STAGE_SECONDS
+
+    assert (
+        MAX_TOTAL_TIMEOUT.to_seconds()
+        == MAX_STAGES * STAGE_SECONDS
+        == MAX_STAGES * STAGE_TIMEOUT.to_seconds()
+    )
+    _, cleanup = stack_with(job_ids=["a"], total_timeout=MAX_TOTAL_TIMEOUT)
+    assert len(cleanup.stages) == MAX_STAGES
