@@ -37,7 +37,10 @@ I1  every CancelJob/DeleteJob was for a job the selection selects at that moment
     job's id is cancelled first). Excused: a change by another actor after the engine's last
     look at the job and less than ``FRESH`` seconds before the call (no look can see it).
 I2  a success (IsComplete true, exit 0) leaves no selected job, DELETION_IN_PROGRESS ones
-    included. Excused: a job changed at or after ``excuse_after``.
+    included. Excused: a job changed at or after ``excuse_after``; and the final look's
+    window: a named job another actor changed after the engine's last look at it, when that
+    look came after the engine's last DeleteJob (of any job) and the job is neither running
+    nor being deleted at the end (those the engine lists after its last look).
 I3  an AccessDenied on a job the selection selects (IAM's tag conditions cannot explain it)
     never ends in success with the job left, and the failure names the job, the call, the
     error and what to check (an SCP, a permissions boundary).
@@ -384,6 +387,7 @@ class Race:
         world.journal.races.append((world.clock(), repr(self)))
         if self.job_id is not None:
             world.changed_at[self.job_id] = world.clock()
+            world.changed_seq[self.job_id] = world.total_calls
 
     def __repr__(self) -> str:
         return f"{self.name}({self.job_id or ''})"
@@ -590,6 +594,8 @@ class FaultyClient:
             self._service, operation, self.counts[operation], params, _job_id_of(params), world.clock()
         )
         world.journal.calls.append(call)
+        if self._service == "iot" and operation == "DeleteJob":
+            world.last_delete_seq = world.total_calls
         firing = [f for f in self.faults if f.matches(call, world, "before")]
         for fault in firing:
             if fault.race is not None:
@@ -608,6 +614,8 @@ class FaultyClient:
             answer = getattr(self._inner, method)(**params)
         except Exception as exc:
             call.error = _code(exc)
+            if operation == "DescribeJob" and call.error == "ResourceNotFoundException":
+                world.look_seq[call.job_id or ""] = world.total_calls
             if action is not None:
                 world.journal.actions.append(_with(action, outcome=call.error))
             self._note_denial(call, exc)
@@ -616,6 +624,7 @@ class FaultyClient:
         call.answer = answer
         if operation == "DescribeJob":
             world.last_look[call.job_id or ""] = world.clock()
+            world.look_seq[call.job_id or ""] = world.total_calls
         if operation == "CancelJob" and before is not None:
             world.cancelled_by_engine.add((before.job_id, before.incarnation))
         if action is not None:
@@ -709,6 +718,12 @@ class World:
         )
         self.changed_at: dict[str, float] = {}
         self.last_look: dict[str, float] = {}
+        # In calls made so far (simulated time stands still within a round): another actor's
+        # last change to an id, the engine's last DescribeJob answered about it (gone too),
+        # and the engine's last DeleteJob.
+        self.changed_seq: dict[str, int] = {}
+        self.look_seq: dict[str, int] = {}
+        self.last_delete_seq = -1
         self.cancelled_by_engine: set[tuple[str, int]] = set()
         self.total_calls = 0
         self.call_cap = call_cap
@@ -983,13 +998,29 @@ def _ago(world: World, at: float | None) -> str:
     return "never" if at is None else f"+{at - world.clock.started:.0f} s"
 
 
+def _changed_after_its_final_look(world: World, job_id: str) -> bool:
+    """I2's window: a named job changed by another actor after the engine's last look at it,
+    that look made after the engine's last DeleteJob, and not running or being deleted now."""
+    look, changed, truth = world.look_seq.get(job_id), world.changed_seq.get(job_id), world.truth(job_id)
+    return (
+        world.chosen is not None
+        and job_id in world.chosen.job_ids
+        and look is not None
+        and changed is not None
+        and world.last_delete_seq < look < changed
+        and truth is not None
+        and truth.status not in RUNNING | {DELETING}
+    )
+
+
 def i2_violations(world: World, outcome: Outcome, excuse_after: float | None = None) -> list[str]:
     if not outcome.succeeded:
         return []
     left = [
         job_id
         for job_id in world.selected_left()
-        if excuse_after is None or world.changed_at.get(job_id, -math.inf) < excuse_after
+        if (excuse_after is None or world.changed_at.get(job_id, -math.inf) < excuse_after)
+        and not _changed_after_its_final_look(world, job_id)
     ]
     if not left:
         return []

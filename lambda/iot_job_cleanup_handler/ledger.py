@@ -11,6 +11,10 @@ A job enters the ledger when the cleanup learns of it (named in JobIds, or found
 filters). ``WAITING`` jobs keep their order in a queue: the next deletion is its head.
 Only ``start`` says that our DeleteJob was accepted, and it takes the clearance the guard
 gave (``guard``): no job reaches ``DELETING`` by our hand without one.
+
+The ledger also counts the DeleteJob calls sent (``delete_sent``, any job, accepted or not)
+and, for a job seen gone, how many had been sent by then: a look is final (I2) only if no
+DeleteJob followed it (``seen_gone_since_last_delete``).
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ class Entry:
     clearance: object | None = None  # WAITING: the guard's leave to delete it, from a look just made
     identity: tuple[str | None, float | None] | None = None  # NOT_OURS: which job was judged
     judged_in_walk: int = 0  # NOT_OURS: the discovery walk that judged it (each walk judges anew)
+    gone_seen_after: int = -1  # GONE: how many DeleteJob calls had been sent when a look showed it gone
 
 
 class Ledger:
@@ -72,6 +77,7 @@ class Ledger:
         self._entries: dict[str, Entry] = {}
         self._by_place: dict[Place, set[str]] = {place: set() for place in Place}  # an index
         self.queue: deque[str] = deque()  # the WAITING jobs, next deletion first
+        self.deletes_sent = 0  # DeleteJob calls sent, for any job, whatever their answer
 
     # -- reading
 
@@ -102,6 +108,11 @@ class Ledger:
 
     def ids_at(self, place: Place) -> frozenset[str]:
         return frozenset(self._by_place[place])
+
+    def seen_gone_since_last_delete(self, job_id: str) -> bool:
+        """Gone, by a look made after the cleanup's latest DeleteJob (of any job)."""
+        entry = self._entries.get(job_id)
+        return entry is not None and entry.place is Place.GONE and entry.gone_seen_after == self.deletes_sent
 
     # -- the transitions
 
@@ -173,7 +184,12 @@ class Ledger:
         self._move("left_list", job_id, False, Place.FINISHING)
 
     def gone(self, job_id: str, *, named: bool) -> None:
-        self._move("gone", job_id, named, Place.GONE)
+        """A look just now showed that the job no longer exists."""
+        self._move("gone", job_id, named, Place.GONE).gone_seen_after = self.deletes_sent
+
+    def delete_sent(self) -> None:
+        """A DeleteJob is about to be sent: every look before it is no longer a final one."""
+        self.deletes_sent += 1
 
     def not_ours(
         self, job_id: str, identity: tuple[str | None, float | None] | None = None, *, walk: int = 0

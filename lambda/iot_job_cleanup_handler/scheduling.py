@@ -53,6 +53,11 @@ FAST_POLL_INTERVAL = 0.5  # while one of our deletions is expected to finish
 FIRST_FINISH_POLL_INTERVAL = 1.0  # before any deletion of ours was seen to finish
 DRAIN_CHECK_INTERVAL = 10.0  # how often draining jobs are looked at: their devices take minutes
 DEFAULT_POLL_INTERVAL = 2.0  # the handler's default query interval
+# The final look (I2) made between polls stops this long before the next poll, and makes at
+# most this many DescribeJob a second of the pause: half IoT's published 10 per operation, the
+# rest left to the confirmations of deletions that end.
+FINAL_LOOK_ROOM = 0.2
+FINAL_LOOKS_PER_SECOND = 5
 
 
 # What a warm container remembers of a cleanup's deletions between invocations (the Provider
@@ -430,6 +435,7 @@ class JobCleanup:
                     clearance = self.guard.clear(look, named=entry.named)
                 else:
                     clearance = self.guard.clear_by_id(job_id)
+            self.ledger.delete_sent()
             outcome, again = self.guard.delete(clearance)  # type: ignore[arg-type]
             if outcome == "limit":
                 self.limit_exceeded += 1
@@ -455,29 +461,66 @@ class JobCleanup:
         )
 
     def all_gone(self) -> bool:
-        """The final look at every named job (I2), whatever was seen of it before: any that
-        exists again is put back in line. The frontier search trusts list order; this is
-        what catches a job that someone else deleted, or created again, out of that order.
+        """The final look at every named job (I2): each must have been seen gone by a look made
+        after the cleanup's last DeleteJob, whatever was seen of it before; those not seen so
+        are looked at now (most were, while the last deletions ran: ``final_look_in_idle``).
+        Any that exists again is put back in line. The frontier search trusts list order; this
+        is what catches a job that someone else deleted, or created again, out of that order.
+        Then a named job created again since its look is caught if it is running (a new job
+        is SCHEDULED or IN_PROGRESS: two listings) or being deleted (the round's poll).
         """
-        stragglers = 0
-        for job_id in self.order:
+        for job_id in self._final_look_due():
             if self.clock() >= self.hard_stop:
                 return False  # the next invocation looks again
-            if self.ledger.place(job_id) is Place.HELD_BACK:
-                continue  # reported, never touched
-            look = self.guard.look(job_id, named=True, judge=False)
-            if look.gone:
-                self.ledger.gone(job_id, named=True)
-            elif look.status == DELETING:
-                self._deleting(job_id, named=True)
-                self.deleting_anywhere.add(job_id)
-                stragglers += 1
-            elif self.confine_to is not None and job_id not in self.confine_to:
-                self.ledger.held_back(job_id)  # exists again, but not among the jobs confirmed
-            else:
-                self.ledger.wait(job_id, named=True)
-                stragglers += 1
-        return stragglers == 0
+            self._final_look(job_id)
+        if not all(self.ledger.place(job_id) in (Place.GONE, Place.HELD_BACK) for job_id in self.order):
+            return False
+        created_again = sorted((self.iot.running_job_ids() | self.deleting_anywhere) & set(self.order))
+        for job_id in created_again:
+            if self.ledger.place(job_id) is not Place.HELD_BACK:
+                self._final_look(job_id)
+        return all(self.ledger.place(job_id) in (Place.GONE, Place.HELD_BACK) for job_id in created_again)
+
+    def _final_look_due(self) -> list[str]:
+        """The named jobs not seen gone since the last DeleteJob (those held back aside)."""
+        return [
+            job_id
+            for job_id in self.order
+            if self.ledger.place(job_id) is not Place.HELD_BACK
+            and not self.ledger.seen_gone_since_last_delete(job_id)
+        ]
+
+    def _final_look(self, job_id: str) -> None:
+        """A named job looked at for I2: gone, being deleted, held back, or back in line."""
+        look = self.guard.look(job_id, named=True, judge=False)
+        if look.gone:
+            self.ledger.gone(job_id, named=True)
+        elif look.status == DELETING:
+            self._deleting(job_id, named=True)
+            self.deleting_anywhere.add(job_id)
+        elif self.confine_to is not None and job_id not in self.confine_to:
+            self.ledger.held_back(job_id)  # exists again, but not among the jobs confirmed
+        else:
+            self.ledger.wait(job_id, named=True)
+
+    def final_look_in_idle(self, until: float) -> None:
+        """While the last deletions run (nothing waits for a slot, discovery has nothing more
+        to give), make the final look at named jobs in the pause before ``until``: looks that
+        leave room in the pace for the confirmations, and none when a finish of ours is due
+        within a second, so the end is not kept waiting. At most 5 looks a second of pause."""
+        if self.ledger.any_at(Place.WAITING, Place.DRAINING) or self.discovery_unfinished():
+            return
+        began = self.clock()
+        for looks, job_id in enumerate(self._final_look_due()):
+            now = self.clock()
+            if (
+                now >= min(until, self.hard_stop) - FINAL_LOOK_ROOM
+                or looks >= FINAL_LOOKS_PER_SECOND * max(until - began, 0.0)
+                or self.finish_expected_before(now + FINAL_LOOK_ROOM + 1.0)
+            ):
+                return
+            if self.ledger.place(job_id) in (Place.GONE, None):  # the others are confirmed as they finish
+                self._final_look(job_id)
 
     # -- the loop
 
@@ -528,13 +571,23 @@ class JobCleanup:
                 logger.warning("transient IoT error; will retry", extra={"error": str(exc)})
             if self.clock() + pause > stop_at and not self._lingering(pause, linger_until, quiet_for):
                 return False
-            self.sleep(pause)
+            self._pause(pause)
             if surveyed:
                 try:
                     self.refresh()
                 except TransientError as exc:
                     surveyed = False
                     logger.warning("transient IoT error; will retry", extra={"error": str(exc)})
+
+    def _pause(self, pause: float) -> None:
+        """The pause between two rounds; the final look is made in it while it can (I2)."""
+        wake = self.clock() + pause
+        try:
+            self.final_look_in_idle(wake)
+        except TransientError as exc:  # looked at again at the end
+            logger.warning("transient IoT error during the final look; will retry", extra={"error": str(exc)})
+        if wake > self.clock():
+            self.sleep(wake - self.clock())
 
     def _lingering(self, pause: float, linger_until: float | None, quiet_for: float) -> bool:
         """Past the stop time: go on while a finish of ours is due before the next invocation."""

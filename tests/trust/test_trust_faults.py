@@ -22,6 +22,7 @@ from faults import (
     STACK_ID,
     Chosen,
     Fault,
+    Race,
     World,
     cancelled,
     check_trust,
@@ -146,11 +147,49 @@ def test_a_found_job_that_moved_to_another_namespace_is_not_deleted(path: str) -
 
 
 @pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("status", ["IN_PROGRESS", "SCHEDULED", "DELETION_IN_PROGRESS"])
+def test_a_named_job_created_again_after_its_final_look_is_still_caught_while_it_runs(
+    path: str, status: str
+) -> None:
+    """The final look is made while the last deletions run; a job created again after it is
+    running (or already being deleted by someone) when the cleanup ends, and the listings
+    after the last finish catch it: deleted (force) or named in the failure."""
+    ids = named(12)
+    world = World()
+    for job_id in ids:
+        world.job(job_id)
+    world.select(Chosen(job_ids=ids, force=True))
+
+    def after_its_final_look(w: World) -> bool:
+        return w.look_seq.get("ota-000", -1) > w.last_delete_seq >= 0 and w.lifecycle.deleting != {}
+
+    if status == "DELETION_IN_PROGRESS":
+        again = Race(
+            "recreated-then-deleted",
+            "ota-000",
+            lambda w: (recreated("ota-000")(w), outside_deletion("ota-000")(w)),
+        )
+    else:
+        again = recreated("ota-000", status=status)
+    world.at_pause_when(after_its_final_look, again)
+
+    outcome = run(path, world)
+
+    check_trust(world, outcome)
+    assert world.journal.races, "ota-000 was never created again"
+    if outcome.succeeded:
+        assert "ota-000" not in world.existing()
+    else:
+        assert "ota-000" in outcome.message
+
+
+@pytest.mark.parametrize("path", PATHS)
 def test_a_named_job_seen_gone_then_recreated_before_the_delete_completes_is_deleted_or_named(
     path: str,
 ) -> None:
-    """Finding 8."""
-    ids = named(12)
+    """Finding 8. 25 jobs: ota-000 is seen gone after the first round and created again
+    while two more rounds of deletions are to start, so before its final look."""
+    ids = named(25)
     world = World()
     for job_id in ids:
         world.job(job_id)
