@@ -156,7 +156,7 @@ def _what_finishes_it(stack_name: str | None) -> str:
 def timeout_message(cleanup: JobCleanup, elapsed: float, stack_name: str | None = None) -> str:
     """How many selected jobs are really left (looked at again), which, how long it ran, and
     what finishes the rest, named while the message stays within its budget. ``elapsed`` is
-    how long it had run when asked; the looks at the jobs left are added (they are paced)."""
+    how long it had run when asked; the time the looks at the jobs left take is added."""
     looks_began = cleanup.clock()
     left, unchecked, described = jobs_left(cleanup)
     elapsed += cleanup.clock() - looks_began

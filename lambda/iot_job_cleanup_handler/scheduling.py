@@ -467,8 +467,11 @@ class JobCleanup:
         Any that exists again is put back in line. The frontier search trusts list order; this
         is what catches a job that someone else deleted, or created again, out of that order.
         Then a named job created again since its look is caught if it is running (a new job
-        is SCHEDULED or IN_PROGRESS: two listings) or being deleted (the round's poll).
+        is SCHEDULED or IN_PROGRESS: two listings) or being deleted (the round's poll). With
+        no named job there is nothing to look at, and nothing is listed.
         """
+        if not self.order:
+            return True
         for job_id in self._final_look_due():
             if self.clock() >= self.hard_stop:
                 return False  # the next invocation looks again
@@ -505,9 +508,9 @@ class JobCleanup:
 
     def final_look_in_idle(self, until: float) -> None:
         """While the last deletions run (nothing waits for a slot, discovery has nothing more
-        to give), make the final look at named jobs in the pause before ``until``: looks that
-        leave room in the pace for the confirmations, and none when a finish of ours is due
-        within a second, so the end is not kept waiting. At most 5 looks a second of pause."""
+        to give), make the final look at named jobs in the pause before ``until``: at most 5
+        looks a second of pause (the rest of IoT's 10 a second left to the confirmations), and
+        none when a finish of ours is due within a second, so the end is not kept waiting."""
         if self.ledger.any_at(Place.WAITING, Place.DRAINING) or self.discovery_unfinished():
             return
         began = self.clock()
