@@ -22,6 +22,7 @@ from faults import (
     STACK_ID,
     Chosen,
     Fault,
+    Outcome,
     Race,
     World,
     cancelled,
@@ -146,6 +147,24 @@ def test_a_found_job_that_moved_to_another_namespace_is_not_deleted(path: str) -
 # --------------------------------------------------------------------------- I2: success means gone
 
 
+def _named_world(count: int, *, force: bool = False) -> World:
+    """An account of ``count`` COMPLETED jobs, every one named in the cleanup."""
+    ids = named(count)
+    world = World()
+    for job_id in ids:
+        world.job(job_id)
+    world.select(Chosen(job_ids=ids, force=force))
+    return world
+
+
+def _deleted_or_named(world: World, outcome: Outcome, job_id: str) -> None:
+    """I2's two honest ends for a job created again: gone at success, or named in the failure."""
+    if outcome.succeeded:
+        assert job_id not in world.existing()
+    else:
+        assert job_id in outcome.message
+
+
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("status", ["IN_PROGRESS", "SCHEDULED", "DELETION_IN_PROGRESS"])
 def test_a_named_job_created_again_after_its_final_look_is_still_caught_while_it_runs(
@@ -154,11 +173,7 @@ def test_a_named_job_created_again_after_its_final_look_is_still_caught_while_it
     """The final look is made while the last deletions run; a job created again after it is
     running (or already being deleted by someone) when the cleanup ends, and the listings
     after the last finish catch it: deleted (force) or named in the failure."""
-    ids = named(12)
-    world = World()
-    for job_id in ids:
-        world.job(job_id)
-    world.select(Chosen(job_ids=ids, force=True))
+    world = _named_world(12, force=True)
 
     def after_its_final_look(w: World) -> bool:
         return w.look_seq.get("ota-000", -1) > w.last_delete_seq >= 0 and w.lifecycle.deleting != {}
@@ -177,10 +192,7 @@ def test_a_named_job_created_again_after_its_final_look_is_still_caught_while_it
 
     check_trust(world, outcome)
     assert world.journal.races, "ota-000 was never created again"
-    if outcome.succeeded:
-        assert "ota-000" not in world.existing()
-    else:
-        assert "ota-000" in outcome.message
+    _deleted_or_named(world, outcome, "ota-000")
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -189,11 +201,7 @@ def test_a_named_job_seen_gone_then_recreated_before_the_delete_completes_is_del
 ) -> None:
     """Finding 8. 25 jobs: ota-000 is seen gone after the first round and created again
     while two more rounds of deletions are to start, so before its final look."""
-    ids = named(25)
-    world = World()
-    for job_id in ids:
-        world.job(job_id)
-    world.select(Chosen(job_ids=ids))
+    world = _named_world(25)
 
     def told_gone(w: World) -> bool:
         return any(
@@ -207,10 +215,7 @@ def test_a_named_job_seen_gone_then_recreated_before_the_delete_completes_is_del
 
     check_trust(world, outcome)
     assert world.journal.races, "ota-000 was never re-created"
-    if outcome.succeeded:
-        assert "ota-000" not in world.existing()
-    else:
-        assert "ota-000" in outcome.message
+    _deleted_or_named(world, outcome, "ota-000")
 
 
 @pytest.mark.parametrize("path", PATHS)
