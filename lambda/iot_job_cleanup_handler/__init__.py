@@ -31,6 +31,7 @@ from .discovery import Discovery
 from .entry import (
     DEADLINE_KEY,
     ORDER_KEY,
+    RECENT_CALLS_KEY,
     STARTED_KEY,
     TEARDOWN_KEY,
     Timing,
@@ -58,6 +59,7 @@ __all__ = [
     "DELETION_SLOTS",
     "MAX_MESSAGE_BYTES",
     "ORDER_KEY",
+    "RECENT_CALLS_KEY",
     "RUNNING_STATUSES",
     "STARTED_KEY",
     "TEARDOWN_KEY",

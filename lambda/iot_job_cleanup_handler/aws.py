@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -58,6 +59,11 @@ DISCOVERY_CALL_INTERVAL = 0.25
 # goes at most this often, and a throttled call is tried again a few times on the spot.
 THROTTLED_CALL_INTERVAL = 0.125
 THROTTLED_RETRIES = 4
+# Whatever the operation, no more than this many calls of it go out within any one second:
+# IoT's published rate per operation and account. A call that would be one more waits.
+OPERATION_RATE = 10
+RATE_WINDOW = 1.0
+RATE_SLACK = 0.001  # a millisecond past the window: clocks and sums of floats are not exact
 # Other transient errors (5xx, a connection that failed) are tried again on the spot too,
 # after a short pause that doubles: at 10 % of calls failing, nearly every call goes through
 # within its retries, so errors cost little more than their own calls.
@@ -112,6 +118,7 @@ class IotJobs:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         pace: float = DISCOVERY_CALL_INTERVAL,
+        recent_calls: Mapping[str, tuple[int, float]] | None = None,
     ) -> None:
         self._client = client
         self._tagging = tagging
@@ -119,6 +126,14 @@ class IotJobs:
         self._clock, self._sleep = clock, sleep
         self._intervals: dict[str, float] = {}  # operation -> at most one call this often
         self._last_call: dict[str, float] = {}
+        # operation -> when its latest calls went out (at most OPERATION_RATE): this
+        # invocation's, and those the previous one handed on (``recent_calls``), each taken
+        # as made at the latest of them (never later than now: a clock may run ahead)
+        now = clock()
+        self._sent: dict[str, deque[float]] = {
+            operation: deque([min(latest, now)] * min(count, OPERATION_RATE), maxlen=OPERATION_RATE)
+            for operation, (count, latest) in (recent_calls or {}).items()
+        }
         self._discovery_pace = pace
         self.calls = 0
         self.throttled = 0  # throttled answers, retried or not
@@ -163,7 +178,19 @@ class IotJobs:
         last = self._last_call.get(operation)
         if interval and last is not None and self._clock() < last + interval:
             self._sleep(last + interval - self._clock())
+        sent = self._sent.setdefault(operation, deque(maxlen=OPERATION_RATE))
+        if len(sent) == OPERATION_RATE and self._clock() < sent[0] + RATE_WINDOW + RATE_SLACK:
+            self._sleep(sent[0] + RATE_WINDOW + RATE_SLACK - self._clock())
         self._last_call[operation] = self._clock()
+        sent.append(self._clock())
+
+    def recent_calls(self) -> dict[str, tuple[int, float]]:
+        """Each operation's calls of the last second: how many, and when the latest went out.
+        For the next invocation, which may start at once (``on_event`` to the first
+        ``is_complete``): taking them all as made at the latest keeps the rate, and is short."""
+        since = self._clock() - RATE_WINDOW - RATE_SLACK
+        recent = {operation: [at for at in sent if at > since] for operation, sent in self._sent.items()}
+        return {operation: (len(times), round(times[-1], 3)) for operation, times in recent.items() if times}
 
     # -- one job
 

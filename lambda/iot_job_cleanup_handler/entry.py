@@ -5,8 +5,10 @@ is torn down (``stack``). Then ``on_event`` plans and starts the deletions and
 ``is_complete`` reports complete only when every selected job is gone. No state is kept
 between invocations except what ``on_event`` hands to ``is_complete`` in the event (the
 Provider merges ``on_event``'s result into it; ``is_complete`` cannot hand anything on):
-the start and give-up times, whether the stack is torn down, and the planned order of the
-named jobs as positions in JobIds. Everything else is recomputed from IoT each time.
+the start and give-up times, whether the stack is torn down, the planned order of the
+named jobs as positions in JobIds, and when on_event's calls of its last second went out
+(the first ``is_complete`` may start at once and keeps IoT's rate per operation with them).
+Everything else is recomputed from IoT each time.
 
 While a Delete runs, each invocation writes the cleanup's progress as CloudWatch metrics
 (``metrics``: an EMF line on standard output every minute and at its end), when
@@ -40,6 +42,7 @@ from .stack import is_teardown, stack_status
 __all__ = [
     "DEADLINE_KEY",
     "ORDER_KEY",
+    "RECENT_CALLS_KEY",
     "STARTED_KEY",
     "TEARDOWN_KEY",
     "Timing",
@@ -57,6 +60,7 @@ STARTED_KEY = "IotJobCleanupStartedAt"
 ORDER_KEY = "IotJobCleanupOrder"  # positions in JobIds: small whatever the ids' length
 DRAINED_KEY = "IotJobCleanupDrained"  # how many at the end of the order were cancelled to drain
 TEARDOWN_KEY = "IotJobCleanupTeardown"  # "true" or "false" once the stack status is known
+RECENT_CALLS_KEY = "IotJobCleanupCalls"  # operation -> [calls in on_event's last second, the latest's epoch]
 STACK_STATUS_ATTEMPTS = 4  # in on_event; is_complete asks again if they all fail
 # A Lambda timeout is a failed resource (the Provider reports it as FAILED): every loop
 # stops this many seconds before the invocation's own timeout.
@@ -249,7 +253,14 @@ def _cleanup(
     planned: bool = True,
     drained_tail: int = 0,
 ) -> JobCleanup:
-    iot = IotJobs(client, request.namespace_id, tagging=tagging, clock=clock, sleep=sleep)
+    iot = IotJobs(
+        client,
+        request.namespace_id,
+        tagging=tagging,
+        clock=clock,
+        sleep=sleep,
+        recent_calls=_recent_calls(event),
+    )
     return JobCleanup(
         iot,
         request,
@@ -265,6 +276,24 @@ def _cleanup(
         drain_from=_started_at(event, clock()),
         recent_tags_decide=True,  # the construct's role may touch only jobs that carry the tags
     )
+
+
+def _recent_calls(event: Mapping[str, Any]) -> dict[str, tuple[int, float]]:
+    """The calls on_event handed on, those well formed (count, epoch seconds)."""
+    recent = event.get(RECENT_CALLS_KEY)
+    if not isinstance(recent, Mapping):
+        return {}
+    return {
+        operation: (count, float(latest))
+        for operation, pair in recent.items()
+        if isinstance(operation, str) and isinstance(pair, (list, tuple)) and len(pair) == 2
+        for count, latest in [pair]
+        if type(count) is int
+        and count > 0
+        and isinstance(latest, (int, float))
+        and not isinstance(latest, bool)
+        and math.isfinite(latest)
+    }
 
 
 def _started_at(event: Mapping[str, Any], default: float) -> float:
@@ -332,6 +361,7 @@ def handle_on_event(
         logger.info("cleanup started", extra={"jobs": len(request.job_ids), "started": started})
     except TransientError as exc:  # is_complete starts over, in list order
         logger.warning("transient IoT error; is_complete will retry", extra={"error": str(exc)})
+    result[RECENT_CALLS_KEY] = cleanup.iot.recent_calls()
     metrics = _metrics(event, request, write_metrics, clock)
     if metrics is not None:
         metrics.record(cleanup.progress())

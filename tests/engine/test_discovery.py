@@ -218,7 +218,9 @@ def test_the_event_stays_small_whatever_discovery_finds(iot: Iot, clock: SimCloc
 
     import json
 
+    calls = result.pop(handler.RECENT_CALLS_KEY)
     assert len(json.dumps(result)) < 300, result
+    assert len(json.dumps(calls)) < 40 * len(calls), calls  # a count and a time per operation
 
 
 def test_a_refused_deletion_of_a_selected_job_fails_the_cleanup_naming_it(iot: Iot, clock: SimClock) -> None:

@@ -154,7 +154,9 @@ def test_the_event_stays_small_while_jobs_drain(iot: Iot, clock: SimClock) -> No
     result = Handler(iot, clock).on_event(event("Delete", ids, DrainSeconds="600"))
 
     extra = {key: value for key, value in result.items() if key != "PhysicalResourceId"}
+    calls = extra.pop(handler.RECENT_CALLS_KEY)
     assert len(json.dumps(extra)) < 150 + 4 * len(ids), extra  # positions, not ids
+    assert len(json.dumps(calls)) < 40 * len(calls), calls  # a count and a time per operation
     assert iot.lifecycle.calls["CancelJob"] == 100
 
 

@@ -1,0 +1,134 @@
+"""IoT's rate per operation (10 calls a second, per account): the handler never sends more
+calls of one operation within any one second, in one invocation or across the boundary from
+``on_event`` to the first ``is_complete``, which the Provider starts at once."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from functools import partial
+from typing import Any
+
+import pytest
+
+import iot_job_cleanup_handler as handler
+from iot_job_cleanup.provider import run_request
+from iot_job_cleanup_handler import IotJobs, Timing
+from support import Handler, Iot, SimClock, entry_points, event, job_ids
+
+RATE = 10
+
+
+class Recording:
+    """An IoT client that notes when each call was sent, by operation."""
+
+    def __init__(self, client: Any, clock: SimClock) -> None:
+        self._client, self._clock = client, clock
+        self.sent: dict[str, list[float]] = defaultdict(list)
+
+    def _call(self, operation: str, **params: Any) -> Any:
+        self.sent[operation].append(self._clock())
+        return getattr(self._client, operation)(**params)
+
+    def __getattr__(self, operation: str) -> Any:
+        return partial(self._call, operation)
+
+
+def busiest_second(times: list[float]) -> int:
+    """The most calls within any window [t, t + 1 s)."""
+    times = sorted(times)
+    return max((sum(1 for t in times[i:] if t < start + 1.0) for i, start in enumerate(times)), default=0)
+
+
+def run_recorded(iot: Iot, clock: SimClock, request: dict[str, Any], timing: Timing) -> Recording:
+    recording = Recording(iot.client, clock)
+    on_event, is_complete = entry_points(iot, clock, timing, client=recording)
+    run_request(request, on_event, is_complete, sleep=clock.sleep, query_interval=timing.query_interval)
+    return recording
+
+
+@pytest.mark.parametrize("drain", [None, "600"])
+def test_no_operation_goes_past_ten_calls_in_any_second_in_a_whole_cleanup(
+    iot: Iot, clock: SimClock, drain: str | None
+) -> None:
+    """Instant calls: nothing but the handler's own pacing spaces them out. 60 jobs: the
+    first 10 deleted at once, 50 looked at for the plan while those run, then polls,
+    confirmations and the final look (I2)."""
+    ids = job_ids(60)
+    iot.create_jobs(*ids)
+    properties = {"DrainSeconds": drain} if drain else {}
+
+    recording = run_recorded(iot, clock, event("Delete", ids, **properties), Timing())
+
+    assert not set(ids) & iot.existing()
+    assert len(recording.sent["describe_job"]) >= 60  # the looks were made, only paced
+    peaks = {operation: busiest_second(times) for operation, times in recording.sent.items()}
+    assert max(peaks.values()) == RATE, peaks  # the first batch's 10 DeleteJob, and as many looks
+
+
+def test_the_first_is_complete_keeps_the_rate_on_event_handed_on(iot: Iot, clock: SimClock) -> None:
+    """on_event's looks run to its end; is_complete starts at once and looks again (the
+    frontier search, the final look): without what on_event handed on, the two invocations'
+    DescribeJob would add up within one second."""
+    ids = job_ids(30)
+    iot.create_jobs(*ids)
+    timing = Timing()
+    recording = Recording(iot.client, clock)
+    on_event, is_complete = entry_points(iot, clock, timing, client=recording)
+    request = event("Delete", ids)
+
+    result = dict(on_event(request))
+    on_event_looks = list(recording.sent["describe_job"])
+    count, latest = result[handler.RECENT_CALLS_KEY]["describe_job"]
+    assert (count, latest) == (RATE, on_event_looks[-1])  # 20 looks, instant: 10, then 10 a second later
+    is_complete({**request, **result})
+
+    first_look_after = recording.sent["describe_job"][len(on_event_looks)]
+    assert first_look_after >= latest + 1.0  # it waited for on_event's second to pass
+    assert busiest_second(recording.sent["describe_job"]) == RATE
+
+
+def test_calls_handed_on_are_taken_as_made_at_the_latest_and_never_in_the_future(clock: SimClock) -> None:
+    class Answering:
+        def describe_job(self, jobId: str) -> dict[str, Any]:  # noqa: N803 - boto3's name
+            return {"job": {"jobId": jobId, "status": "COMPLETED"}}
+
+    start = clock()
+    iot = IotJobs(
+        Answering(), None, clock=clock, sleep=clock.sleep, recent_calls={"describe_job": (10, start - 0.25)}
+    )
+    iot.describe("a")
+    assert clock() == pytest.approx(start + 0.75, abs=0.01)  # the second of those 10 ended first
+
+    ahead = IotJobs(
+        Answering(), None, clock=clock, sleep=clock.sleep, recent_calls={"describe_job": (4, clock() + 3600)}
+    )
+    began = clock()
+    for job_id in "abcdef":  # 4 taken as made now, then 6 more fit in this second
+        ahead.describe(job_id)
+    assert clock() == began
+    ahead.describe("g")
+    assert clock() == pytest.approx(began + 1.0, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    "handed_on",
+    [
+        "many",
+        ["describe_job", 10],
+        {"describe_job": "10 at noon"},
+        {"describe_job": [True, 1.0]},
+        {"describe_job": [10, float("nan")]},
+        {"describe_job": [-3, 1.0]},
+        {"describe_job": [10, 1.0, 2.0]},
+        {7: [10, 1.0]},
+    ],
+)
+def test_a_bad_hand_on_is_ignored_not_a_crash(iot: Iot, clock: SimClock, handed_on: Any) -> None:
+    ids = job_ids(3)
+    iot.create_jobs(*ids)
+    request = event("Delete", ids)
+    result = Handler(iot, clock).on_event(request)
+
+    answer = Handler(iot, clock).is_complete({**request, **result, handler.RECENT_CALLS_KEY: handed_on})
+
+    assert answer in ({"IsComplete": True}, {"IsComplete": False})
