@@ -10,8 +10,9 @@ devices have finished (or, with force, once the drain time is over).
 
 Each job's place is kept in a ``Ledger`` (one place per job, named transitions); every call
 that acts on a job goes through the ``Guard`` (the trust rules I1-I4). Success (``done``
-and ``all_gone``) is a final look: every named job described, and a whole walk that found
-no selected job left.
+and ``all_gone``) is a final look: every named job seen gone after the last DeleteJob
+(``final_look``, made while the last deletions run), and a whole walk that found no
+selected job left. The plan that starts the first deletions is ``planning``'s.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from . import discovery, planning, report
+from . import discovery, final_look, planning, report
 from .aws import DELETING, RUNNING_STATUSES, IotJobs
 from .backoff import Backoff
 from .contract import CleanupRequest
@@ -53,11 +54,6 @@ FAST_POLL_INTERVAL = 0.5  # while one of our deletions is expected to finish
 FIRST_FINISH_POLL_INTERVAL = 1.0  # before any deletion of ours was seen to finish
 DRAIN_CHECK_INTERVAL = 10.0  # how often draining jobs are looked at: their devices take minutes
 DEFAULT_POLL_INTERVAL = 2.0  # the handler's default query interval
-# The final look (I2) made between polls stops this long before the next poll, and makes at
-# most this many DescribeJob a second of the pause: half IoT's published 10 per operation, the
-# rest left to the confirmations of deletions that end.
-FINAL_LOOK_ROOM = 0.2
-FINAL_LOOKS_PER_SECOND = 5
 
 
 # What a warm container remembers of a cleanup's deletions between invocations (the Provider
@@ -150,7 +146,6 @@ class JobCleanup:
             self.ledger.not_ours(job_id, look.identity if look.job is not None else None, walk=self.walks)
         elif decision is Decision.DELETING:
             self._deleting(job_id, named=named)
-            self.deleting_anywhere.add(job_id)
         elif decision is Decision.CANCEL:
             self._cancel(look, named=named)
         elif decision is Decision.WAIT_DEVICES:
@@ -162,6 +157,25 @@ class JobCleanup:
     def _deleting(self, job_id: str, *, named: bool) -> None:
         """Seen being deleted: with its start, if a warm container remembers our DeleteJob."""
         self.ledger.deleting(job_id, named=named, started_at=_STARTS.get((self.marker, job_id)))
+        self.deleting_anywhere.add(job_id)
+
+    def settle(self, look: Look, *, named: bool) -> None:
+        """Where a job goes on a look that tells only whether and how it exists (``judge=False``):
+        a deletion's confirmation, and the final look (I2). Gone; still being deleted (the list
+        lagged behind, or someone else deletes it); not ours (a refusal judged so, by I3); held
+        back (it exists again, but is not among the jobs an operator confirmed); else deleted,
+        then created again: a new job, looked at before anything is done to it."""
+        job_id = look.job_id
+        if look.gone:
+            self.ledger.gone(job_id, named=named)
+        elif look.status == DELETING:
+            self._deleting(job_id, named=named)
+        elif look.job is None:
+            self.ledger.not_ours(job_id)
+        elif self.confine_to is not None and job_id not in self.confine_to:
+            self.ledger.held_back(job_id)
+        else:
+            self.ledger.wait(job_id, named=named, front=named)
 
     def _cancel(self, look: Look, *, named: bool) -> None:
         assert self.request.drain is not None
@@ -292,21 +306,13 @@ class JobCleanup:
         return max(FAST_POLL_INTERVAL / 5, min([poll_interval, *upcoming]))
 
     def confirm_gone(self) -> None:
+        """Deletions of ours that left the list, looked at: gone, or placed by ``settle``."""
         for job_id in self.ledger.at(Place.FINISHING):
             if self.clock() >= self.hard_stop:
                 return
             entry = self.ledger.get(job_id)
             named = bool(entry and entry.named)
-            look = self.guard.look(job_id, named=named, judge=False)
-            if look.gone:
-                self.ledger.gone(job_id, named=named)
-            elif look.status == DELETING:  # the list lagged behind
-                self._deleting(job_id, named=named)
-                self.deleting_anywhere.add(job_id)
-            elif look.job is None:  # a refusal judged it not ours
-                self.ledger.not_ours(job_id)
-            else:  # deleted, then created again: a new job, looked at before anything is done to it
-                self.ledger.wait(job_id, named=named, front=named)
+            self.settle(self.guard.look(job_id, named=named, judge=False), named=named)
 
     # -- discovery
 
@@ -363,7 +369,6 @@ class JobCleanup:
             return
         if found.status == DELETING:
             self._deleting(found.job_id, named=False)
-            self.deleting_anywhere.add(found.job_id)
             return
         self.ledger.wait(found.job_id, named=False, identity=found.identity)
         if self.request.drain is not None and found.status in RUNNING_STATUSES:
@@ -461,69 +466,8 @@ class JobCleanup:
         )
 
     def all_gone(self) -> bool:
-        """The final look at every named job (I2): each must have been seen gone by a look made
-        after the cleanup's last DeleteJob, whatever was seen of it before; those not seen so
-        are looked at now (most were, while the last deletions ran: ``final_look_in_idle``).
-        Any that exists again is put back in line. The frontier search trusts list order; this
-        is what catches a job that someone else deleted, or created again, out of that order.
-        Then a named job created again since its look is caught if it is running (a new job
-        is SCHEDULED or IN_PROGRESS: two listings) or being deleted (the round's poll). With
-        no named job there is nothing to look at, and nothing is listed.
-        """
-        if not self.order:
-            return True
-        for job_id in self._final_look_due():
-            if self.clock() >= self.hard_stop:
-                return False  # the next invocation looks again
-            self._final_look(job_id)
-        if not all(self.ledger.place(job_id) in (Place.GONE, Place.HELD_BACK) for job_id in self.order):
-            return False
-        created_again = sorted((self.iot.running_job_ids() | self.deleting_anywhere) & set(self.order))
-        for job_id in created_again:
-            if self.ledger.place(job_id) is not Place.HELD_BACK:
-                self._final_look(job_id)
-        return all(self.ledger.place(job_id) in (Place.GONE, Place.HELD_BACK) for job_id in created_again)
-
-    def _final_look_due(self) -> list[str]:
-        """The named jobs not seen gone since the last DeleteJob (those held back aside)."""
-        return [
-            job_id
-            for job_id in self.order
-            if self.ledger.place(job_id) is not Place.HELD_BACK
-            and not self.ledger.seen_gone_since_last_delete(job_id)
-        ]
-
-    def _final_look(self, job_id: str) -> None:
-        """A named job looked at for I2: gone, being deleted, held back, or back in line."""
-        look = self.guard.look(job_id, named=True, judge=False)
-        if look.gone:
-            self.ledger.gone(job_id, named=True)
-        elif look.status == DELETING:
-            self._deleting(job_id, named=True)
-            self.deleting_anywhere.add(job_id)
-        elif self.confine_to is not None and job_id not in self.confine_to:
-            self.ledger.held_back(job_id)  # exists again, but not among the jobs confirmed
-        else:
-            self.ledger.wait(job_id, named=True)
-
-    def final_look_in_idle(self, until: float) -> None:
-        """While the last deletions run (nothing waits for a slot, discovery has nothing more
-        to give), make the final look at named jobs in the pause before ``until``: at most 5
-        looks a second of pause (the rest of IoT's 10 a second left to the confirmations), and
-        none when a finish of ours is due within a second, so the end is not kept waiting."""
-        if self.ledger.any_at(Place.WAITING, Place.DRAINING) or self.discovery_unfinished():
-            return
-        began = self.clock()
-        for looks, job_id in enumerate(self._final_look_due()):
-            now = self.clock()
-            if (
-                now >= min(until, self.hard_stop) - FINAL_LOOK_ROOM
-                or looks >= FINAL_LOOKS_PER_SECOND * max(until - began, 0.0)
-                or self.finish_expected_before(now + FINAL_LOOK_ROOM + 1.0)
-            ):
-                return
-            if self.ledger.place(job_id) in (Place.GONE, None):  # the others are confirmed as they finish
-                self._final_look(job_id)
+        """The final look (I2, ``final_look``): every named job seen gone after the last DeleteJob."""
+        return final_look.all_gone(self)
 
     # -- the loop
 
@@ -586,7 +530,7 @@ class JobCleanup:
         """The pause between two rounds; the final look is made in it while it can (I2)."""
         wake = self.clock() + pause
         try:
-            self.final_look_in_idle(wake)
+            final_look.in_idle(self, wake)
         except TransientError as exc:  # looked at again at the end
             logger.warning("transient IoT error during the final look; will retry", extra={"error": str(exc)})
         if wake > self.clock():
