@@ -132,4 +132,3 @@ def test_a_bad_hand_on_is_ignored_not_a_crash(iot: Iot, clock: SimClock, handed_
     answer = Handler(iot, clock).is_complete({**request, **result, handler.RECENT_CALLS_KEY: handed_on})
 
     assert answer in ({"IsComplete": True}, {"IsComplete": False})
-
