@@ -173,16 +173,25 @@ class IotJobs:
                     self._sleep(min(TRANSIENT_PAUSE * 2**attempt, max(0.0, self.hard_stop - self._clock())))
                 attempt += 1
 
+    def next_turn(self, operation: str) -> float:
+        """The earliest moment a call of ``operation`` may go out: after its pace's interval,
+        if it is paced, and once the window holds fewer than OPERATION_RATE of its calls."""
+        turn = -float("inf")
+        interval, last = self._intervals.get(operation), self._last_call.get(operation)
+        if interval and last is not None:
+            turn = last + interval
+        sent = self._sent.get(operation)
+        if sent is not None and len(sent) == OPERATION_RATE:
+            turn = max(turn, sent[0] + RATE_WINDOW + RATE_SLACK)
+        return turn
+
     def _wait_for_turn(self, operation: str) -> None:
-        interval = self._intervals.get(operation)
-        last = self._last_call.get(operation)
-        if interval and last is not None and self._clock() < last + interval:
-            self._sleep(last + interval - self._clock())
-        sent = self._sent.setdefault(operation, deque(maxlen=OPERATION_RATE))
-        if len(sent) == OPERATION_RATE and self._clock() < sent[0] + RATE_WINDOW + RATE_SLACK:
-            self._sleep(sent[0] + RATE_WINDOW + RATE_SLACK - self._clock())
-        self._last_call[operation] = self._clock()
-        sent.append(self._clock())
+        wait = self.next_turn(operation) - self._clock()
+        if wait > 0:
+            self._sleep(wait)
+        now = self._clock()
+        self._last_call[operation] = now
+        self._sent.setdefault(operation, deque(maxlen=OPERATION_RATE)).append(now)
 
     def recent_calls(self) -> dict[str, tuple[int, float]]:
         """Each operation's calls of the last second: how many, and when the latest went out.

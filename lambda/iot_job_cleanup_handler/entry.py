@@ -283,17 +283,25 @@ def _recent_calls(event: Mapping[str, Any]) -> dict[str, tuple[int, float]]:
     recent = event.get(RECENT_CALLS_KEY)
     if not isinstance(recent, Mapping):
         return {}
-    return {
-        operation: (count, float(latest))
-        for operation, pair in recent.items()
-        if isinstance(operation, str) and isinstance(pair, (list, tuple)) and len(pair) == 2
-        for count, latest in [pair]
-        if type(count) is int
-        and count > 0
-        and isinstance(latest, (int, float))
-        and not isinstance(latest, bool)
-        and math.isfinite(latest)
-    }
+    calls: dict[str, tuple[int, float]] = {}
+    for operation, pair in recent.items():
+        if not (isinstance(operation, str) and isinstance(pair, (list, tuple)) and len(pair) == 2):
+            continue
+        count, latest = pair
+        if type(count) is int and count > 0 and (at := _epoch_seconds(latest)) is not None:
+            calls[operation] = (count, at)
+    return calls
+
+
+def _epoch_seconds(value: Any) -> float | None:
+    """A number of seconds, finite and a float can hold (JSON allows integers of any size)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:
+        return None
+    return seconds if math.isfinite(seconds) else None
 
 
 def _started_at(event: Mapping[str, Any], default: float) -> float:

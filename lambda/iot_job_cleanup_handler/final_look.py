@@ -3,11 +3,14 @@ the cleanup's last DeleteJob, whatever was seen of it before.
 
 1. ``in_idle``: while the last deletions run (nothing waits for a slot, discovery has nothing
    more to give), the named jobs due are looked at in the pauses between polls, as fast as
-   IoT's rate per operation lets ``IotJobs`` send them, and none when a finish of ours is due
-   within about a second, so the confirmation of a deletion that ends is not kept waiting.
-2. ``all_gone``: after the last finish, the jobs still due are looked at; any that exists
-   again goes back in line. The frontier search trusts list order; this is what catches a job
-   that someone else deleted, or created again, out of that order.
+   IoT's rate per operation lets ``IotJobs`` send them, none that would wait for its turn past
+   the pause, and none when a finish of ours is due within about a second, so the
+   confirmation of a deletion that ends is not kept waiting.
+2. ``all_gone``: after the last finish, the jobs still due are looked at, until the run's
+   stop time (``looks_until``: the next invocation looks again, or the last one reports
+   what is left before CloudFormation's own timeout); any that exists again goes back in
+   line. The frontier search trusts list order; this is what catches a job that someone
+   else deleted, or created again, out of that order.
 3. Then a named job created again since its look is caught if it is running (a new job is
    SCHEDULED or IN_PROGRESS: two listings) or being deleted (the round's poll). What remains
    is a job created again after its look that is already COMPLETED or CANCELED (README, I2).
@@ -48,8 +51,8 @@ def all_gone(cleanup: JobCleanup) -> bool:
     if not cleanup.order:
         return True
     for job_id in due(cleanup):
-        if cleanup.clock() >= cleanup.hard_stop:
-            return False  # the next invocation looks again
+        if cleanup.clock() >= min(cleanup.hard_stop, cleanup.looks_until):
+            return False  # out of time: the next invocation looks again, or the report says what is left
         _look(cleanup, job_id)
     if not _all_gone_or_held_back(cleanup, cleanup.order):
         return False
@@ -66,8 +69,10 @@ def in_idle(cleanup: JobCleanup, until: float) -> None:
         return
     for job_id in due(cleanup):
         now = cleanup.clock()
-        if now >= min(until, cleanup.hard_stop) - FINAL_LOOK_ROOM or cleanup.finish_expected_before(
-            now + FINAL_LOOK_ROOM + 1.0
+        stop = min(until, cleanup.hard_stop) - FINAL_LOOK_ROOM
+        if (
+            max(now, cleanup.iot.next_turn("describe_job")) >= stop  # no waiting for a turn past the pause
+            or cleanup.finish_expected_before(now + FINAL_LOOK_ROOM + 1.0)
         ):
             return
         if cleanup.ledger.place(job_id) in (Place.GONE, None):  # the others are confirmed as they finish

@@ -173,12 +173,14 @@ def timeout_message(cleanup: JobCleanup, elapsed: float, stack_name: str | None 
         return head + tail
     count = left + unchecked  # a job not looked at again is not known to be gone
     at_least = "at least " if cleanup.discovery_unfinished() else ""
+    # A job not looked at again may well be gone: it is not known to be deleted, not known left.
+    not_deleted = "not known to be deleted" if unchecked else "not deleted"
     if named and not cleanup.request.selection.has_filters:
-        head = f"{timed_out} with {count} of {counted(named, 'job')} not deleted"
+        head = f"{timed_out} with {count} of {counted(named, 'job')} {not_deleted}"
     else:
-        head = f"{timed_out} with {at_least}{counted(count, 'selected job')} not deleted"
+        head = f"{timed_out} with {at_least}{counted(count, 'selected job')} {not_deleted}"
     if unchecked:
-        head += f" ({unchecked} of them not looked at again in time)"
+        head += f" ({unchecked} of them not looked at again in time: they may be gone)"
     if at_least:
         head += " (the filters' listing was not finished: there may be more)"
     head += ": " if described else ""

@@ -132,6 +132,7 @@ class JobCleanup:
         self._new_walk()
         self.drains_checked_at = -math.inf
         self.limit_exceeded = 0
+        self.looks_until = math.inf  # the final look after the last finish stops here (``run_until``)
 
     # -- applying what a look showed
 
@@ -499,6 +500,10 @@ class JobCleanup:
         invocation), it works on, up to ``linger_until``.
         """
         surveyed = False
+        # The final look may run past a window's end (else a long one would never end within
+        # one invocation), but not past the last invocation's: its report must reach
+        # CloudFormation before CloudFormation's own timeout.
+        self.looks_until = stop_at if linger_until is None else math.inf
         while True:
             if stopping is not None and stopping():
                 return False
@@ -533,8 +538,9 @@ class JobCleanup:
             final_look.in_idle(self, wake)
         except TransientError as exc:  # looked at again at the end
             logger.warning("transient IoT error during the final look; will retry", extra={"error": str(exc)})
-        if wake > self.clock():
-            self.sleep(wake - self.clock())
+        rest = wake - self.clock()
+        if rest > 0:
+            self.sleep(rest)
 
     def _lingering(self, pause: float, linger_until: float | None, quiet_for: float) -> bool:
         """Past the stop time: go on while a finish of ours is due before the next invocation."""

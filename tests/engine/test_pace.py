@@ -12,8 +12,9 @@ import pytest
 
 import iot_job_cleanup_handler as handler
 from iot_job_cleanup.provider import run_request
-from iot_job_cleanup_handler import IotJobs, Timing
-from support import Handler, Iot, SimClock, entry_points, event, job_ids
+from iot_job_cleanup_handler import IotJobs, JobCleanup, Timing, final_look
+from iot_job_cleanup_handler.contract import CleanupRequest
+from support import Handler, Iot, SimClock, entry_points, event, job_ids, run_delete
 
 RATE = 10
 
@@ -121,6 +122,8 @@ def test_calls_handed_on_are_taken_as_made_at_the_latest_and_never_in_the_future
         {"describe_job": [-3, 1.0]},
         {"describe_job": [10, 1.0, 2.0]},
         {7: [10, 1.0]},
+        {"describe_job": [10, 10**400]},  # JSON's integers have any size; a float does not
+        {"describe_job": [10, -(10**400)]},
     ],
 )
 def test_a_bad_hand_on_is_ignored_not_a_crash(iot: Iot, clock: SimClock, handed_on: Any) -> None:
@@ -132,3 +135,81 @@ def test_a_bad_hand_on_is_ignored_not_a_crash(iot: Iot, clock: SimClock, handed_
     answer = Handler(iot, clock).is_complete({**request, **result, handler.RECENT_CALLS_KEY: handed_on})
 
     assert answer in ({"IsComplete": True}, {"IsComplete": False})
+
+
+class Answering:
+    """IoT that answers every DescribeJob: the job is there, COMPLETED."""
+
+    def describe_job(self, jobId: str) -> dict[str, Any]:  # noqa: N803 - boto3's name
+        return {"job": {"jobId": jobId, "status": "COMPLETED"}}
+
+
+class HiccupClock(SimClock):
+    """A clock that jumps 50 ms when read for the ``hiccup_at``-th time (a process descheduled:
+    a Lambda's CPU share, a garbage collection)."""
+
+    reads: int = 0
+    hiccup_at: int | None = None
+
+    def __call__(self) -> float:
+        self.reads += 1
+        if self.reads == self.hiccup_at:
+            self.now += 0.05
+        return self.now
+
+
+@pytest.mark.parametrize("hiccup", [1, 2, 3])
+def test_a_clock_that_jumps_while_a_call_waits_its_turn_never_makes_a_negative_pause(hiccup: int) -> None:
+    clock = HiccupClock()
+    iot = IotJobs(Answering(), None, clock=clock, sleep=clock.sleep)  # SimClock refuses a negative pause
+    for n in range(RATE):
+        iot.describe(f"job-{n}")
+    clock.now += 0.98  # 20 ms before the window has room again
+    clock.hiccup_at = clock.reads + hiccup
+
+    iot.describe("one-more")
+
+    assert clock.now >= 1_000_000.0 + 1.0  # it went out once the window had room
+
+
+def test_the_final_look_in_a_pause_never_waits_for_its_turn_past_the_pause(iot: Iot, clock: SimClock) -> None:
+    """40 named jobs due for the final look, the window already full of the last pause's looks:
+    it looks only while a look can go out within the pause, and the pause ends on time."""
+    ids = job_ids(40)  # none exists any more: every one is due
+    now = clock()
+    looks = IotJobs(
+        iot.client, None, clock=clock, sleep=clock.sleep, recent_calls={"describe_job": (RATE, now - 0.3)}
+    )
+    request = CleanupRequest.from_properties({"JobIds": ids})
+    cleanup = JobCleanup(looks, request, clock=clock, sleep=clock.sleep)
+
+    final_look.in_idle(cleanup, now + 1.0)
+
+    # The window has room 0.7 s on, within the pause: 10 looks then; the next turn, 1.7 s on,
+    # is past the pause (less its room), so none waits for it.
+    assert looks.calls == RATE
+    assert clock() <= now + 1.0 - final_look.FINAL_LOOK_ROOM
+
+    final_look.in_idle(cleanup, now + 3.5)  # a longer pause: 10 more at 1.7 s, 10 at 2.7 s, not 3.7
+    assert looks.calls == 3 * RATE
+    assert clock() <= now + 3.5 - final_look.FINAL_LOOK_ROOM
+
+
+def test_the_last_invocation_reports_before_cloudformation_gives_up_whatever_the_final_look_has_left(
+    iot: Iot, clock: SimClock
+) -> None:
+    """800 named jobs of 30 s: the last finish comes at about 2,400 s, 10 s before the handler
+    gives up (2,440 s less the 30 s report margin), with some 500 jobs still due for the final
+    look at 10 a second. It stops looking when it gives up and reports within the margin."""
+    ids = job_ids(800)
+    iot.create_jobs(*ids)
+    timing = Timing(total_timeout=2440, report_margin=30)
+
+    outcome = run_delete(iot, clock, event("Delete", ids), timing)
+
+    assert outcome.elapsed < 2440  # CloudFormation's own timeout comes later: the report is read
+    assert not outcome.complete  # not every named job was seen gone after the last DeleteJob
+    # Those it had no time to look at again are likely gone: the message does not say otherwise.
+    message = str(outcome.error)
+    assert " of 800 jobs not known to be deleted (" in message
+    assert " of them not looked at again in time: they may be gone)" in message
