@@ -9,6 +9,8 @@ from functools import partial
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import iot_job_cleanup_handler as handler
 from iot_job_cleanup.provider import run_request
@@ -213,3 +215,57 @@ def test_the_last_invocation_reports_before_cloudformation_gives_up_whatever_the
     message = str(outcome.error)
     assert " of 800 jobs not known to be deleted (" in message
     assert " of them not looked at again in time: they may be gone)" in message
+
+
+class Everything:
+    """IoT that answers any call at once, with nothing."""
+
+    def __getattr__(self, operation: str) -> Any:
+        return lambda **params: {"job": {"jobId": "j", "status": "COMPLETED"}, "jobs": []}
+
+
+CALLS = {
+    "describe_job": lambda iot: iot.describe("j"),
+    "delete_job": lambda iot: iot.delete("j", False),
+    "list_jobs": lambda iot: iot.job_ids_with_status("COMPLETED"),
+}
+OPERATIONS = list(CALLS)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(
+    handed_on=st.dictionaries(
+        st.sampled_from(OPERATIONS),
+        st.tuples(st.integers(1, 30), st.floats(-3.0, 3.0)),
+        max_size=3,
+    ),
+    steps=st.lists(
+        st.tuples(st.sampled_from(OPERATIONS), st.sampled_from([0.0, 0.0, 0.001, 0.05, 0.3, 1.0, 2.5])),
+        min_size=1,
+        max_size=80,
+    ),
+)
+def test_the_rate_holds_and_a_call_waits_only_for_a_full_window(
+    handed_on: dict[str, tuple[int, float]], steps: list[tuple[str, float]]
+) -> None:
+    """Any run of calls, with any time between them and any calls handed on (their times up to
+    3 s either side of now): no operation sends more than 10 within any second, and a call is
+    held back only while its second already holds 10 (handed-on calls taken as made at the
+    latest, and no later than now)."""
+    clock = SimClock()
+    start = clock()
+    seeded = {op: (count, start + offset) for op, (count, offset) in handed_on.items()}
+    iot = IotJobs(Everything(), None, clock=clock, sleep=clock.sleep, recent_calls=seeded)
+    sent: dict[str, list[float]] = {
+        op: [min(at, start)] * min(count, RATE) for op, (count, at) in seeded.items()
+    }
+    for operation, gap in steps:
+        clock.now += gap
+        before = clock()
+        full = sum(1 for at in sent.get(operation, []) if at > before - 1.0 - 0.001) >= RATE
+        CALLS[operation](iot)
+        at = clock()
+        sent.setdefault(operation, []).append(at)
+        assert (at > before) == full  # waited exactly when its second was full
+    for times in sent.values():
+        assert busiest_second(times) <= RATE
