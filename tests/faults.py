@@ -85,9 +85,10 @@ ENDPOINT = f"https://iot.{REGION}.amazonaws.com"
 RUNNING = frozenset({"IN_PROGRESS", "SCHEDULED"})
 DELETING = "DELETION_IN_PROGRESS"
 FRESH = 2.0  # seconds: a change this close before a call, after the engine's last look, is excused
-PAUSE = (
-    1.5  # seconds: a pause at least this long is between two of the engine's rounds (the CLI polls every 2 s)
-)
+# seconds: a pause at least this long is between two of the engine's rounds (the CLI polls
+# every 2 s; every second while others delete too); a call waiting its turn at IoT's rate
+# waits at most just over a second, right after a look (FRESH excuses a race there)
+PAUSE = 0.95
 TIMING = handler.Timing(
     query_interval=10, total_timeout=3600, poll_interval=3, poll_window=60, report_margin=30
 )

@@ -54,6 +54,7 @@ FAST_POLL_INTERVAL = 0.5  # while one of our deletions is expected to finish
 FIRST_FINISH_POLL_INTERVAL = 1.0  # before any deletion of ours was seen to finish
 DRAIN_CHECK_INTERVAL = 10.0  # how often draining jobs are looked at: their devices take minutes
 DEFAULT_POLL_INTERVAL = 2.0  # the handler's default query interval
+CONTENDED_POLL_INTERVAL = 1.0  # while others delete too: every resource alike, so none takes more
 
 
 # What a warm container remembers of a cleanup's deletions between invocations (the Provider
@@ -288,11 +289,15 @@ class JobCleanup:
         and at most until the poll that no longer did: a deletion started at s is expected
         to finish between s plus those two, and is looked for there every half second.
         Only while no one else is deleting: under contention a resource that polled faster
-        would keep taking back the slots it frees, and the others would wait.
+        would keep taking back the slots it frees, and the others would wait. Then it polls
+        every second (unless a slower interval was asked for): resources destroyed together
+        poll in step (they began together, and their rounds take alike), which shares the
+        slots evenly, but a slot freed just after their common poll waits for the next one.
         """
         others_deleting = {job_id for job_id in self.deleting_anywhere if job_id not in self.ledger}
         if others_deleting:
-            return poll_interval
+            slower_asked = poll_interval > DEFAULT_POLL_INTERVAL
+            return poll_interval if slower_asked else min(poll_interval, CONTENDED_POLL_INTERVAL)
         if self.duration is None:  # before our first finish: poll faster, unless told to go slower
             ours = self.ledger.any_at(Place.DELETING)
             quicker = ours and poll_interval <= DEFAULT_POLL_INTERVAL  # a slower interval was asked for

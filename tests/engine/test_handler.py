@@ -201,10 +201,11 @@ def test_limit_exceeded_is_retried_later_with_backoff_and_jitter(iot: Iot, clock
     assert outcome.complete, outcome.error
     assert not set(ids) & iot.existing()
     assert refused == [True, True, True, False, False, False, False]
-    # on_event is refused at 0 s. is_complete sees every slot held until 1 s, tries at the
-    # 2 s poll and is refused, backs off 1.5 s (2 s step, equal jitter, random() = 0.5),
-    # is refused again at 4 s, backs off 3 s (until 7 s) and starts all four at the 8 s poll.
-    assert [round(at - start, 1) for at in attempts] == [0, 2, 4, 8, 8, 8, 8]
+    # on_event is refused at 0 s. is_complete sees every slot held until 1 s; while others
+    # delete it polls every second: it tries at 1 s and is refused, backs off 1.5 s (2 s step,
+    # equal jitter, random() = 0.5), is refused again at 3 s and backs off 3 s (until 6 s);
+    # with no one else deleting from 5 s it polls every 2 s again and starts all four at 7 s.
+    assert [round(at - start, 1) for at in attempts] == [0, 1, 3, 7, 7, 7, 7]
 
 
 def test_backoff_doubles_up_to_its_cap_and_jitters_within_the_upper_half() -> None:
