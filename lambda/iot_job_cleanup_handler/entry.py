@@ -3,12 +3,10 @@
 Create and Update change nothing in IoT. A Delete deletes jobs only when the stack itself
 is torn down (``stack``). Then ``on_event`` plans and starts the deletions and
 ``is_complete`` reports complete only when every selected job is gone. No state is kept
-between invocations except what ``on_event`` hands to ``is_complete`` in the event (the
-Provider merges ``on_event``'s result into it; ``is_complete`` cannot hand anything on):
-the start and give-up times, whether the stack is torn down, the planned order of the
-named jobs as positions in JobIds, and when on_event's calls of its last second went out
-(the first ``is_complete`` may start at once and keeps IoT's rate per operation with them).
-Everything else is recomputed from IoT each time.
+between invocations except what ``on_event`` hands to ``is_complete`` in the event
+(``handoff``: the start and give-up times, whether the stack is torn down, the planned order
+of the named jobs, and on_event's last second of calls). Everything else is recomputed from
+IoT each time.
 
 While a Delete runs, each invocation writes the cleanup's progress as CloudWatch metrics
 (``metrics``: an EMF line on standard output every minute and at its end), when
@@ -30,10 +28,19 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from . import handoff
 from .aws import CLIENT_CONFIG, IotJobs, error_code, error_message
 from .backoff import Backoff
 from .contract import CleanupRequest
 from .errors import CleanupError, CleanupTimeoutError, InvalidPropertiesError, TransientError, shown
+from .handoff import (
+    DEADLINE_KEY,
+    DRAINED_KEY,
+    ORDER_KEY,
+    RECENT_CALLS_KEY,
+    STARTED_KEY,
+    TEARDOWN_KEY,
+)
 from .metrics import CleanupMetrics, write_stdout
 from .report import timeout_message
 from .scheduling import JobCleanup
@@ -55,12 +62,6 @@ __all__ = [
 logger = logging.getLogger("iot_job_cleanup")
 logger.setLevel(logging.INFO)
 
-DEADLINE_KEY = "IotJobCleanupGiveUpAt"
-STARTED_KEY = "IotJobCleanupStartedAt"
-ORDER_KEY = "IotJobCleanupOrder"  # positions in JobIds: small whatever the ids' length
-DRAINED_KEY = "IotJobCleanupDrained"  # how many at the end of the order were cancelled to drain
-TEARDOWN_KEY = "IotJobCleanupTeardown"  # "true" or "false" once the stack status is known
-RECENT_CALLS_KEY = "IotJobCleanupCalls"  # operation -> [calls in on_event's last second, the latest's epoch]
 STACK_STATUS_ATTEMPTS = 4  # in on_event; is_complete asks again if they all fail
 # A Lambda timeout is a failed resource (the Provider reports it as FAILED): every loop
 # stops this many seconds before the invocation's own timeout.
@@ -259,7 +260,7 @@ def _cleanup(
         tagging=tagging,
         clock=clock,
         sleep=sleep,
-        recent_calls=_recent_calls(event),
+        recent_calls=handoff.recent_calls(event),
     )
     return JobCleanup(
         iot,
@@ -278,37 +279,9 @@ def _cleanup(
     )
 
 
-def _recent_calls(event: Mapping[str, Any]) -> dict[str, tuple[int, float]]:
-    """The calls on_event handed on, those well formed (count, epoch seconds)."""
-    recent = event.get(RECENT_CALLS_KEY)
-    if not isinstance(recent, Mapping):
-        return {}
-    calls: dict[str, tuple[int, float]] = {}
-    for operation, pair in recent.items():
-        if not (isinstance(operation, str) and isinstance(pair, (list, tuple)) and len(pair) == 2):
-            continue
-        count, latest = pair
-        if type(count) is int and count > 0 and (at := _epoch_seconds(latest)) is not None:
-            calls[operation] = (count, at)
-    return calls
-
-
-def _epoch_seconds(value: Any) -> float | None:
-    """A number of seconds, finite and a float can hold (JSON allows integers of any size)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        seconds = float(value)
-    except OverflowError:
-        return None
-    return seconds if math.isfinite(seconds) else None
-
-
 def _started_at(event: Mapping[str, Any], default: float) -> float:
-    try:
-        return float(event.get(STARTED_KEY, default))
-    except (TypeError, ValueError):
-        return default
+    started = handoff.started_at(event)
+    return default if started is None else started
 
 
 @_no_traceback
@@ -376,14 +349,6 @@ def handle_on_event(
     return result
 
 
-def _planned_order(event: Mapping[str, Any], request: CleanupRequest) -> tuple[str, ...] | None:
-    """The order on_event planned, if the event carries one for exactly these jobs."""
-    order = event.get(ORDER_KEY)
-    if not isinstance(order, list) or sorted(order) != list(range(len(request.job_ids))):
-        return None
-    return tuple(request.job_ids[position] for position in order)
-
-
 def _log_dropped_jobs(event: Mapping[str, Any], request: CleanupRequest) -> None:
     old_ids = (event.get("OldResourceProperties") or {}).get("JobIds") or []
     dropped = sorted(set(old_ids) - set(request.job_ids) - {""}) if isinstance(old_ids, list) else []
@@ -408,17 +373,15 @@ def handle_is_complete(
     random: Callable[[], float] = _random.random,
     write_metrics: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    if event["RequestType"] != "Delete" or event.get(TEARDOWN_KEY) == "false":
+    if event["RequestType"] != "Delete" or handoff.teardown(event) is False:
         return {"IsComplete": True}
     request = CleanupRequest.from_properties(event.get("ResourceProperties", {}))
     timing = timing.for_request(request)
     now = clock()
     started_at = _started_at(event, now)
-    try:
-        give_up_at = float(event.get(DEADLINE_KEY, now + timing.total_timeout))
-    except (TypeError, ValueError):
-        give_up_at = started_at + timing.total_timeout - timing.report_margin
-    if event.get(TEARDOWN_KEY) != "true":
+    handed_on = handoff.give_up_at(event)
+    give_up_at = started_at + timing.total_timeout - timing.report_margin if handed_on is None else handed_on
+    if handoff.teardown(event) is not True:
         try:
             if not _teardown(event, cloudformation):
                 return {"IsComplete": True}
@@ -438,7 +401,7 @@ def handle_is_complete(
         window_end = give_up_at
     hard_stop = now + remaining_lambda_seconds - LAMBDA_MARGIN
     window_end = min(window_end, hard_stop)
-    order = _planned_order(event, request)
+    order = handoff.planned_order(event, request.job_ids)
     cleanup = _cleanup(
         event,
         request,
@@ -450,7 +413,7 @@ def handle_is_complete(
         hard_stop=hard_stop,
         order=order,
         planned=order is not None,
-        drained_tail=int(event.get(DRAINED_KEY) or 0),
+        drained_tail=handoff.drained_tail(event, order),
     )
     metrics = _metrics(event, request, write_metrics, clock)
     on_poll = metrics.on_poll if metrics is not None else None
