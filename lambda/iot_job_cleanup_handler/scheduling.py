@@ -3,10 +3,11 @@
 Named jobs are started in a planned order (the longest deletions first), so that order is
 always a prefix of jobs gone or being deleted followed by jobs nobody touched yet, and a
 binary search finds the frontier again from IoT. Jobs the filters select are found by a
-walk over IoT's listings (``discovery``) as slots free up; before reporting complete, the
-walk is repeated until it finds nothing left, so a job created during the teardown is not
-left behind. With a drain time, a running job is cancelled first and deleted once its
-devices have finished (or, with force, once the drain time is over).
+walk over IoT's listings (``discovery``, placed by ``finding``) as slots free up; before
+reporting complete, the walk is repeated until it finds nothing left, so a job created
+during the teardown is not left behind. With a drain time, a running job is cancelled
+first and deleted once its devices have finished (or, with force, once the drain time is
+over).
 
 Each job's place is kept in a ``Ledger`` (one place per job, named transitions); every call
 that acts on a job goes through the ``Guard`` (the trust rules I1-I4). Success (``done``
@@ -21,14 +22,13 @@ import logging
 import math
 import random as _random
 import time
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator
 
-from . import discovery, final_look, planning, report
-from .aws import DELETING, RUNNING_STATUSES, IotJobs
+from . import discovery, final_look, finding, planning, report
+from .aws import DELETING, IotJobs
 from .backoff import Backoff
 from .contract import CleanupRequest
-from .discovery import Discovery, Found
+from .discovery import Discovery
 from .errors import CleanupError, TransientError
 from .guard import CANCEL_REASON_CODE, Decision, Guard, Look, devices_busy
 from .ledger import Ledger, Place
@@ -130,7 +130,7 @@ class JobCleanup:
         self.walk: Discovery | None = None
         self.walk_found: set[str] = set()  # the jobs this walk found
         self.walks = 0  # how many walks began: each judges the jobs it finds afresh
-        self._new_walk()
+        finding.new_walk(self)
         self.drains_checked_at = -math.inf
         self.limit_exceeded = 0
         self.looks_until = math.inf  # the final look after the last finish stops here (``run_until``)
@@ -147,7 +147,7 @@ class JobCleanup:
             logger.info("not selected: left alone", extra={"jobId": job_id, "why": look.why})
             self.ledger.not_ours(job_id, look.identity if look.job is not None else None, walk=self.walks)
         elif decision is Decision.DELETING:
-            self._deleting(job_id, named=named)
+            self.mark_deleting(job_id, named=named)
         elif decision is Decision.CANCEL:
             self._cancel(look, named=named)
         elif decision is Decision.WAIT_DEVICES:
@@ -156,7 +156,7 @@ class JobCleanup:
         else:
             self.ledger.wait(job_id, named=named, front=True, clearance=self.guard.clear(look, named=named))
 
-    def _deleting(self, job_id: str, *, named: bool) -> None:
+    def mark_deleting(self, job_id: str, *, named: bool) -> None:
         """Seen being deleted: with its start, if a warm container remembers our DeleteJob."""
         self.ledger.deleting(job_id, named=named, started_at=_STARTS.get((self.marker, job_id)))
         self.deleting_anywhere.add(job_id)
@@ -171,7 +171,7 @@ class JobCleanup:
         if look.gone:
             self.ledger.gone(job_id, named=named)
         elif look.status == DELETING:
-            self._deleting(job_id, named=named)
+            self.mark_deleting(job_id, named=named)
         elif look.job is None:
             self.ledger.not_ours(job_id)
         elif self.confine_to is not None and job_id not in self.confine_to:
@@ -208,38 +208,20 @@ class JobCleanup:
         frontier = self._first_untouched(ids)
         for job_id in ids[:frontier]:
             if job_id in self.deleting_anywhere:
-                self._deleting(job_id, named=True)
+                self.mark_deleting(job_id, named=True)
         for job_id in ids[frontier:]:
             if self.ledger.place(job_id) in (None, Place.WAITING):
                 self.ledger.wait(job_id, named=True)
         for job_id in drained:  # few: each looked at
             if job_id in self.deleting_anywhere:
-                self._deleting(job_id, named=True)
+                self.mark_deleting(job_id, named=True)
             elif self.ledger.place(job_id) in (None, Place.WAITING):
                 look = self.guard.look(job_id, named=True, judge=False)
                 if look.gone:
                     self.ledger.gone(job_id, named=True)
                 else:  # looked at again before its deletion: drain, identity, force
                     self.ledger.wait(job_id, named=True)
-        self._adopt_discovered_deletions()
-
-    def _adopt_discovered_deletions(self) -> None:
-        """Deletions under way of jobs the filters select are ours to wait for."""
-        if self.walk is None:
-            return
-        for job_id in sorted(self.deleting_anywhere - self.named):
-            place = self.ledger.place(job_id)
-            if (
-                place in (Place.NOT_OURS, Place.DELETING, Place.HELD_BACK)
-                or not self.request.selection.id_may_match(job_id)
-                or (self.confine_to is not None and job_id not in self.confine_to)
-            ):
-                continue
-            look = self.guard.look(job_id, named=False)
-            if look.selected and look.status == DELETING:
-                self._deleting(job_id, named=False)
-            elif not look.selected and not look.gone:
-                self.ledger.not_ours(job_id, look.identity if look.job is not None else None, walk=self.walks)
+        finding.adopt_deletions(self)
 
     def _first_untouched(self, ids: tuple[str, ...]) -> int:
         low, high = 0, len(ids)
@@ -320,80 +302,15 @@ class JobCleanup:
             named = bool(entry and entry.named)
             self.settle(self.guard.look(job_id, named=named, judge=False), named=named)
 
-    # -- discovery
-
-    def _new_walk(self) -> None:
-        if not self.request.selection.has_filters:
-            return
-        self.walk = Discovery(self.iot, self.request.selection, clock=self.clock, look=self._look_found)
-        self.walk_found = set()
-        self.walks += 1
-
-    def _look_found(self, job_id: str) -> Mapping[str, Any] | None:
-        """For the walk: a found job's description (None when gone or, by I3, not ours)."""
-        look = self.guard.look(job_id, named=False, judge=False)
-        return look.job
+    # -- discovery (``finding``)
 
     def refill(self, ready: int) -> None:
         """Walk on while fewer than ``ready`` jobs wait for a slot."""
-        while (
-            self.walk is not None
-            and not self.walk.exhausted
-            and len(self.ledger.queue) < ready
-            and self.clock() < self.hard_stop
-        ):
-            try:
-                found = self.walk.next_match(self.hard_stop)
-            except TransientError as exc:  # the walk goes on from there next round
-                logger.warning("transient IoT error while discovering; will retry", extra={"error": str(exc)})
-                break
-            if found is None:
-                break
-            self._found(found)
-
-    def _found(self, found: Found) -> None:
-        entry = self.ledger.get(found.job_id)
-        place = entry.place if entry else None
-        if place is Place.HELD_BACK:
-            return
-        if (
-            place is Place.NOT_OURS
-            and entry is not None
-            and entry.identity == found.identity
-            and entry.judged_in_walk == self.walks
-        ):
-            return  # judged not ours in this walk; a later walk, or a job created again, is judged afresh
-        if self.confine_to is not None and found.job_id not in self.confine_to:
-            if place in (None, Place.WAITING, Place.GONE, Place.FINISHING, Place.NOT_OURS):
-                logger.info(
-                    "selected, not among the jobs confirmed: left alone", extra={"jobId": found.job_id}
-                )
-                self.ledger.held_back(found.job_id)
-            return
-        self.walk_found.add(found.job_id)
-        if place in (Place.DELETING, Place.DRAINING, Place.WAITING):
-            return
-        if found.status == DELETING:
-            self._deleting(found.job_id, named=False)
-            return
-        self.ledger.wait(found.job_id, named=False, identity=found.identity)
-        if self.request.drain is not None and found.status in RUNNING_STATUSES:
-            # Cancel it now: no device starts it while the slots are busy.
-            self.apply(self.guard.look(found.job_id, named=False), named=False)
+        finding.refill(self, ready)
 
     def discovery_settled(self) -> bool:
         """True once a whole walk found no selected job left; starts the next walk when due."""
-        if self.walk is None:
-            return True
-        if not self.walk.exhausted:
-            return False
-        if all(self.ledger.place(job_id) is Place.NOT_OURS for job_id in self.walk_found):
-            # none of what it found was ours (judged when looked at): nothing selected is left
-            return True
-        if self.ledger.any_at(Place.WAITING, Place.DELETING, Place.FINISHING, Place.DRAINING):
-            return False
-        self._new_walk()  # the last walk found jobs, all gone now: look again for any left
-        return False
+        return finding.settled(self)
 
     # -- drain
 
@@ -578,7 +495,9 @@ class JobCleanup:
             if not look.gone:
                 found.append((look, "named"))
         if self.request.selection.has_filters:
-            walk = Discovery(self.iot, self.request.selection, clock=self.clock, look=self._look_found)
+            walk = Discovery(
+                self.iot, self.request.selection, clock=self.clock, look=finding.look_found(self)
+            )
             while (match := walk.next_match()) is not None:
                 look = self.guard.look(match.job_id, named=False)
                 if look.selected:
