@@ -277,6 +277,7 @@ def run_resource(
     bound_parts: Mapping[str, float] | None = None,
     seed: int = 7,
     latency: float = LATENCY,
+    deletion_seconds: float = DELETION_SECONDS,
 ) -> ScaleResult:
     """Run one cleanup resource through the Provider contract against the account."""
     run = ResourceRun(job_ids=list(account.ours))
@@ -310,7 +311,7 @@ def run_resource(
     wall = time.perf_counter() - began
     left = account.ours_left()
     started = account.lifecycle.deletion_started
-    gone_at = max(started[job_id] + DELETION_SECONDS for job_id in account.ours) if not left else float("inf")
+    gone_at = max(started[job_id] + deletion_seconds for job_id in account.ours) if not left else float("inf")
     return ScaleResult(
         name,
         kind,
@@ -323,7 +324,7 @@ def run_resource(
         gone_at - run.started,
         dict(bound_parts or {}),
         total_timeout,
-        {job_id: (started[job_id], DELETION_SECONDS) for job_id in account.ours if job_id in started},
+        {job_id: (started[job_id], deletion_seconds) for job_id in account.ours if job_id in started},
         latency,
     )
 
@@ -393,12 +394,25 @@ class Drain:
     finish_within: tuple[float, float] = (60.0, 540.0)  # devices finish in this span, seconds
     drain_seconds: float = 600.0
     running_first: bool = True  # JobIds names the running jobs before the terminal ones
+    by_prefix: bool = False  # selected by JobIdPrefix, not named: every job found by a walk
+    slots_held: int = 0  # deletion slots other stacks hold for the whole run
+    deletion_seconds: float = DELETION_SECONDS
 
 
 DRAINS = (
     Drain("drain: 30 running listed first, 70 terminal", terminal=70, running=30),
     Drain("drain: 70 terminal, 30 running listed last", terminal=70, running=30, running_first=False),
     Drain("drain: 20 running listed first, 10 terminal", terminal=10, running=20),
+    Drain(
+        "drain: 40 running by prefix, 8 slots held, T=30s",
+        terminal=0,
+        running=40,
+        finish_within=(60.0, 240.0),
+        deletion_seconds=30.0,
+        drain_seconds=300.0,
+        by_prefix=True,
+        slots_held=8,
+    ),
 )
 
 
@@ -425,7 +439,7 @@ def populate_drain(sim: SimTime, drain: Drain, *, seed: int = 13) -> Account:
     lifecycle = DeletionLifecycle(
         backend=IoTBackend(REGION, ACCOUNT),
         clock=sim.now,
-        deletion_time=DeletionTime(base_seconds=DELETION_SECONDS),
+        deletion_time=DeletionTime(base_seconds=drain.deletion_seconds),
         rate_limit=RATE_LIMIT,
     )
     rng = random.Random(seed)
@@ -442,6 +456,8 @@ def populate_drain(sim: SimTime, drain: Drain, *, seed: int = 13) -> Account:
         lifecycle.clock = sim.now
     for job_id in running:  # devices at work now, done at their time
         lifecycle.set_status(job_id, "IN_PROGRESS", executions_finish_in=finish_at[job_id])
+    if drain.slots_held:
+        lifecycle.hold_slots(drain.slots_held, seconds=1e9)
     ours = [*running, *terminal] if drain.running_first else [*terminal, *running]
     return Account(lifecycle, ours=ours, bystanders={}, running_finish_at=finish_at)
 
@@ -449,18 +465,24 @@ def populate_drain(sim: SimTime, drain: Drain, *, seed: int = 13) -> Account:
 def run_drain(drain: Drain, handler: Any, *, latency: float = LATENCY) -> ScaleResult:
     sim = SimTime()
     account = populate_drain(sim, drain)
-    parts = drain_bound({job_id: DELETION_SECONDS for job_id in account.ours}, account.running_finish_at)
+    parts = drain_bound(
+        {job_id: drain.deletion_seconds for job_id in account.ours},
+        account.running_finish_at,
+        slots=SLOTS - drain.slots_held,
+    )
+    selection = {"JobIdPrefix": "rollout-"} if drain.by_prefix else {"JobIds": account.ours}
     return run_resource(
         account,
         sim,
         handler,
         name=drain.name,
         kind="drain",
-        properties={"JobIds": account.ours, "Force": "false", "DrainSeconds": f"{drain.drain_seconds:g}"},
+        properties={**selection, "Force": "false", "DrainSeconds": f"{drain.drain_seconds:g}"},
         bound=max(parts.values()),
         tagging_serves_iot_jobs=None,
         bound_parts=parts,
         latency=latency,
+        deletion_seconds=drain.deletion_seconds,
     )
 
 

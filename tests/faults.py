@@ -13,8 +13,11 @@ the call), a ``Fault`` can
   or with ``phase="after"`` once IoT answered), with the ``Race`` actions below.
 
 Other actors can also act while the engine waits: ``World.at_pause(n, race)`` runs a race at
-the engine's n-th pause of at least ``PAUSE`` seconds (the pauses between its rounds and
-between waiter invocations), so whatever the engine knew from before the pause is stale.
+the engine's n-th sleep of at least ``PAUSE`` seconds, so whatever the engine knew from before
+it is stale. Those are the pauses between its rounds (every 2 s, or every second while others
+delete too) and between waiter invocations, and also a call's wait for its turn at IoT's rate
+(at most just over a second, before the call it holds back: a race there is less than
+``FRESH`` seconds before that call, so I1 excuses what the engine could not have seen).
 
 ``World.iam`` models the construct's policy for a selection: named jobs by ARN; with a
 prefix, only ``job/<prefix>*``; with tags, DescribeJob, DeleteJob and CancelJob conditioned
@@ -85,12 +88,12 @@ ENDPOINT = f"https://iot.{REGION}.amazonaws.com"
 RUNNING = frozenset({"IN_PROGRESS", "SCHEDULED"})
 DELETING = "DELETION_IN_PROGRESS"
 FRESH = 2.0  # seconds: a change this close before a call, after the engine's last look, is excused
-# seconds: a pause at least this long is between two of the engine's rounds (the CLI polls
-# every 2 s; every second while others delete too); a call waiting its turn at IoT's rate
-# waits at most just over a second, right after a look (FRESH excuses a race there)
+# seconds: a sleep this long or longer is where other actors may move (``World.at_pause``):
+# the pauses between rounds (2 s; 1 s while others delete too) and between invocations, and a
+# call's wait for its turn at IoT's rate (up to just over 1 s, just before that call)
 PAUSE = 0.95
 TIMING = handler.Timing(
-    query_interval=10, total_timeout=3600, poll_interval=3, poll_window=60, report_margin=30
+    query_interval=10, total_timeout=3600, poll_interval=2, poll_window=60, report_margin=30
 )
 SCP_HINT = re.compile(r"service control polic|\bSCP\b|permissions? boundar", re.IGNORECASE)
 BOTOCORE_TEXT = re.compile(r"An error occurred \(|when calling the \w+ operation|Traceback \(most recent")
@@ -126,7 +129,7 @@ def _group_of(target: str) -> str | None:
 
 PATHS = ["lambda", "cli"]  # the Lambda entry points, and the command line
 LONG_WINDOW = Timing(
-    query_interval=10, total_timeout=3600, poll_interval=3, poll_window=600, report_margin=30
+    query_interval=10, total_timeout=3600, poll_interval=2, poll_window=600, report_margin=30
 )
 OURS = {"fleet": "demo"}
 OUR_TAGS = (("fleet", "demo"),)

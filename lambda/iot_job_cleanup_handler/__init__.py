@@ -14,6 +14,10 @@ The Lambda entry points for the CDK Provider framework are ``on_event`` and
 - ``ledger``: each job's place in the cleanup, changed only by named transitions;
 - ``planning``: the plan in ``on_event``: the first deletions at once, the rest ordered;
 - ``scheduling``: deleting through the 10 shared slots, with backoff, force and drain;
+- ``draining``: which draining jobs are looked at again, and when (the drain's pace);
+- ``finding``: what a discovery walk finds, and where it goes in the cleanup;
+- ``final_look``: I2's last looks at the named jobs, made while the last deletions run;
+- ``handoff``: what ``on_event`` hands to ``is_complete`` in the event, checked as read back;
 - ``backoff``: exponential backoff with equal jitter, its randomness injected;
 - ``report``: a cleanup's progress snapshot, the jobs really left, the timeout message;
 - ``metrics``: that snapshot as CloudWatch metrics (EMF lines on standard output);

@@ -7,7 +7,7 @@ walk over IoT's listings (``discovery``, placed by ``finding``) as slots free up
 reporting complete, the walk is repeated until it finds nothing left, so a job created
 during the teardown is not left behind. With a drain time, a running job is cancelled
 first and deleted once its devices have finished (or, with force, once the drain time is
-over).
+over); ``draining`` paces the looks at it meanwhile.
 
 Each job's place is kept in a ``Ledger`` (one place per job, named transitions); every call
 that acts on a job goes through the ``Guard`` (the trust rules I1-I4). Success (``done``
@@ -24,7 +24,7 @@ import random as _random
 import time
 from collections.abc import Callable, Iterator
 
-from . import discovery, final_look, finding, planning, report
+from . import discovery, draining, final_look, finding, planning, report
 from .aws import DELETING, IotJobs
 from .backoff import Backoff
 from .contract import CleanupRequest
@@ -52,7 +52,6 @@ DELETION_SLOTS = 10  # IoT allows 10 jobs in DELETION_IN_PROGRESS per account an
 LOOKAHEAD = DELETION_SLOTS  # discovered jobs ready beyond the free slots, to refill at once
 FAST_POLL_INTERVAL = 0.5  # while one of our deletions is expected to finish
 FIRST_FINISH_POLL_INTERVAL = 1.0  # before any deletion of ours was seen to finish
-DRAIN_CHECK_INTERVAL = 10.0  # how often draining jobs are looked at: their devices take minutes
 DEFAULT_POLL_INTERVAL = 2.0  # the handler's default query interval
 CONTENDED_POLL_INTERVAL = 1.0  # while others delete too: every resource alike, so none takes more
 
@@ -131,7 +130,7 @@ class JobCleanup:
         self.walk_found: set[str] = set()  # the jobs this walk found
         self.walks = 0  # how many walks began: each judges the jobs it finds afresh
         finding.new_walk(self)
-        self.drains_checked_at = -math.inf
+        self.drain_checks = draining.DrainChecks(clock)
         self.limit_exceeded = 0
         self.looks_until = math.inf  # the final look after the last finish stops here (``run_until``)
 
@@ -150,9 +149,11 @@ class JobCleanup:
             self.mark_deleting(job_id, named=named)
         elif decision is Decision.CANCEL:
             self._cancel(look, named=named)
+            self.drain_checks.looked(job_id)
         elif decision is Decision.WAIT_DEVICES:
             assert ends is not None
             self.ledger.drain(job_id, named=named, ends=ends)
+            self.drain_checks.looked(job_id)
         else:
             self.ledger.wait(job_id, named=named, front=True, clearance=self.guard.clear(look, named=named))
 
@@ -212,15 +213,11 @@ class JobCleanup:
         for job_id in ids[frontier:]:
             if self.ledger.place(job_id) in (None, Place.WAITING):
                 self.ledger.wait(job_id, named=True)
-        for job_id in drained:  # few: each looked at
+        for job_id in drained:  # each looked at, and placed as a drain check would
             if job_id in self.deleting_anywhere:
                 self.mark_deleting(job_id, named=True)
             elif self.ledger.place(job_id) in (None, Place.WAITING):
-                look = self.guard.look(job_id, named=True, judge=False)
-                if look.gone:
-                    self.ledger.gone(job_id, named=True)
-                else:  # looked at again before its deletion: drain, identity, force
-                    self.ledger.wait(job_id, named=True)
+                self.apply(self.guard.look(job_id, named=True), named=True)
         finding.adopt_deletions(self)
 
     def _first_untouched(self, ids: tuple[str, ...]) -> int:
@@ -275,11 +272,13 @@ class JobCleanup:
         every second (unless a slower interval was asked for): resources destroyed together
         poll in step (they began together, and their rounds take alike), which shares the
         slots evenly, but a slot freed just after their common poll waits for the next one.
+        With nothing of ours waiting for a slot or being deleted (only jobs draining), a freed
+        slot is of no use yet: it polls every interval.
         """
-        others_deleting = {job_id for job_id in self.deleting_anywhere if job_id not in self.ledger}
-        if others_deleting:
+        if self.others_deleting():
             slower_asked = poll_interval > DEFAULT_POLL_INTERVAL
-            return poll_interval if slower_asked else min(poll_interval, CONTENDED_POLL_INTERVAL)
+            idle = not self.ledger.any_at(Place.WAITING, Place.DELETING, Place.FINISHING)
+            return poll_interval if slower_asked or idle else min(poll_interval, CONTENDED_POLL_INTERVAL)
         if self.duration is None:  # before our first finish: poll faster, unless told to go slower
             ours = self.ledger.any_at(Place.DELETING)
             quicker = ours and poll_interval <= DEFAULT_POLL_INTERVAL  # a slower interval was asked for
@@ -315,25 +314,24 @@ class JobCleanup:
     # -- drain
 
     def check_drains(self, poll_interval: float) -> None:
-        """Draining jobs, looked at again: those whose devices are done go next; those past
-        their drain time are deleted with force, or fail the cleanup without it; a job
-        created again under a drained job's id is judged afresh."""
-        draining = self.ledger.at(Place.DRAINING)
-        if not draining or self.clock() < self.drains_checked_at + max(poll_interval, DRAIN_CHECK_INTERVAL):
-            return
-        self.drains_checked_at = self.clock()
-        for job_id in sorted(draining, key=lambda job: (self.drain_ends(job), job)):
-            if self.clock() >= self.hard_stop:
-                return
-            entry = self.ledger.get(job_id)
-            assert entry is not None
-            self.apply(self.guard.look(job_id, named=entry.named), named=entry.named)
+        """Draining jobs due a look, looked at again (``draining``): those whose devices are done
+        go next; those past their drain time are deleted with force, or fail the cleanup
+        without it; a job created again under a drained job's id is judged afresh."""
+        draining.check(self, poll_interval)
 
     def drain_ends(self, job_id: str) -> float:
         entry = self.ledger.get(job_id)
         return entry.drain_ends if entry and entry.drain_ends is not None else self.clock()
 
     # -- acting
+
+    def others_deleting(self) -> set[str]:
+        """Jobs being deleted that are not this cleanup's (other stacks', or anyone's), at the last poll."""
+        return {job_id for job_id in self.deleting_anywhere if job_id not in self.ledger}
+
+    def reachable_slots(self) -> int:
+        """The slots this cleanup could hold now: all but those others' deletions hold."""
+        return max(0, DELETION_SLOTS - len(self.others_deleting()))
 
     def free_slots(self) -> int:
         ours = self.ledger.ids_at(Place.DELETING)

@@ -9,7 +9,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 import iot_job_cleanup_handler as handler
+from iot_job_cleanup_handler.draining import (
+    DRAIN_CHECK_INTERVAL,
+    DRAIN_LOOKS_AT_ONCE,
+    DRAIN_LOOKS_PER_SECOND,
+    DrainChecks,
+)
 from support import THING_ARN, TIMING, Handler, Iot, SimClock, event, fail_calls, run_delete
 
 
@@ -217,3 +226,133 @@ def test_a_cancel_that_fails_for_now_is_made_again_before_any_deletion(iot: Iot,
     assert failed == [1]
     assert iot.lifecycle.calls["CancelJob"] <= 2
     assert started["rollout-running"] >= begin + 120  # after its devices finished, not under them
+
+
+def looks_at(iot: Iot, clock: SimClock, prefix: str) -> list[float]:
+    """When each DescribeJob of a job whose id starts with ``prefix`` was sent."""
+    sent: list[float] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        if params["url_path"].rsplit("/", 1)[-1].startswith(prefix):
+            sent.append(clock())
+
+    iot.client.meta.events.register("before-call.iot.DescribeJob", record)
+    return sent
+
+
+def test_many_draining_jobs_take_about_one_look_a_second_not_one_each_every_ten_seconds(
+    iot: Iot, clock: SimClock
+) -> None:
+    """40 jobs draining for 200 s: each looked at every 10 s would be 4 DescribeJob a second,
+    twice the calls budget; the looks are spread so that each job still gets one every 40 s."""
+    drained = [running(iot, f"rollout-running-{n:02d}", finish_in=200) for n in range(40)]
+    looks = looks_at(iot, clock, "rollout-running-")
+    started = deletions_started_at(iot, clock)
+    begin = clock()
+
+    outcome = run_delete(iot, clock, event("Delete", drained, DrainSeconds="600"))
+
+    assert outcome.complete, outcome.error
+    while_draining = [at for at in looks if begin + 5 <= at < begin + 185]
+    assert len(while_draining) <= 180 * handler.draining.DRAIN_LOOKS_PER_SECOND + 3 * 10, len(while_draining)
+    first_batch = sorted(started[job_id] - begin for job_id in drained)[:10]
+    assert first_batch[0] >= 200
+    assert first_batch[-1] <= 200 + 10 + 10 + 2, first_batch  # a drain check, a waiter pause
+
+
+def test_every_draining_job_past_its_drain_time_fails_the_cleanup_in_time(iot: Iot, clock: SimClock) -> None:
+    """The pace spends its looks on the jobs past their drain time first."""
+    stuck = [running(iot, f"rollout-stuck-{n:02d}") for n in range(40)]  # their devices never finish
+
+    outcome = run_delete(iot, clock, event("Delete", stuck, DrainSeconds="20"))
+
+    assert not outcome.complete
+    assert "rollout-stuck-" in str(outcome.error)
+    assert outcome.elapsed < 20 + handler.draining.DRAIN_CHECK_INTERVAL + TIMING.query_interval + 5
+
+
+def test_with_others_deleting_it_polls_every_interval_while_only_draining(iot: Iot, clock: SimClock) -> None:
+    """Every slot is held by other stacks, and our only job drains: a freed slot would be of no
+    use yet, so the handler does not poll every second as it does while it waits for one."""
+    iot.lifecycle.hold_slots(10, seconds=1e9)
+    running(iot, "rollout-running", finish_in=1e9)
+    polls: list[float] = []
+    iot.client.meta.events.register(
+        "before-call.iot.ListJobs",
+        lambda params, **_: (
+            polls.append(clock()) if params["query_string"].get("status") == "DELETION_IN_PROGRESS" else None
+        ),
+    )
+    begin = clock()
+    timing = handler.Timing(
+        query_interval=10, total_timeout=120, poll_interval=2, poll_window=60, report_margin=30
+    )
+
+    outcome = run_delete(iot, clock, event("Delete", ["rollout-running"], DrainSeconds="3000"), timing)
+
+    assert not outcome.complete
+    within = [at for at in polls if begin + 5 <= at < begin + 55]
+    assert 20 <= len(within) <= 26, len(within)  # every 2 s, not every second
+
+
+# --------------------------------------------------------------------------- the drain's pace
+
+
+def test_the_pace_starts_with_ten_looks_then_earns_one_a_second() -> None:
+    clock = SimClock()
+    checks = DrainChecks(clock)
+    jobs = [f"rollout-{n:02d}" for n in range(40)]
+    ends = {job_id: clock() + 600 for job_id in jobs}.__getitem__
+
+    first = checks.due(jobs, ends, DRAIN_CHECK_INTERVAL)
+    assert first == jobs[:DRAIN_LOOKS_AT_ONCE]
+    for job_id in first:
+        checks.looked(job_id)
+    clock.sleep(3)
+    assert checks.due(jobs, ends, DRAIN_CHECK_INTERVAL) == jobs[10:13]  # 3 s earned 3 looks
+
+
+def test_the_pace_looks_at_jobs_past_their_drain_time_first_then_the_longest_unseen() -> None:
+    clock = SimClock()
+    checks = DrainChecks(clock)
+    now = clock()
+    ends = {"a": now + 100, "b": now + 50, "c": now - 1, "d": now + 100}.__getitem__
+    checks.looked("d")
+    clock.sleep(DRAIN_CHECK_INTERVAL)
+
+    # c's drain time is over; a and b were never looked at, b's drain ends first; d was
+    assert checks.due(["a", "b", "c", "d"], ends, DRAIN_CHECK_INTERVAL) == ["c", "b", "a", "d"]
+
+
+def test_a_job_looked_at_is_not_due_again_before_the_interval() -> None:
+    clock = SimClock()
+    checks = DrainChecks(clock)
+    ends = {"a": clock() + 600}.__getitem__
+    checks.looked("a")
+    clock.sleep(DRAIN_CHECK_INTERVAL - 0.1)
+    assert checks.due(["a"], ends, DRAIN_CHECK_INTERVAL) == []
+    clock.sleep(0.1)
+    assert checks.due(["a"], ends, DRAIN_CHECK_INTERVAL) == ["a"]
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(
+    jobs=st.integers(min_value=1, max_value=60),
+    gaps=st.lists(st.floats(min_value=0.0, max_value=15.0), min_size=1, max_size=80),
+)
+def test_the_pace_never_exceeds_its_rate_over_any_run(jobs: int, gaps: list[float]) -> None:
+    """Over any run of rounds, the looks made are at most the ten to start with plus one a
+    second since, and no job is looked at twice within the interval."""
+    clock = SimClock()
+    checks = DrainChecks(clock)
+    ids = [f"rollout-{n:02d}" for n in range(jobs)]
+    ends = {job_id: clock() + 1e6 for job_id in ids}.__getitem__
+    begin, looks, last = clock(), 0, {}
+    for gap in gaps:
+        clock.sleep(gap)
+        for job_id in checks.due(ids, ends, DRAIN_CHECK_INTERVAL):
+            assert clock() - last.get(job_id, -1e9) >= DRAIN_CHECK_INTERVAL
+            checks.looked(job_id)
+            last[job_id] = clock()
+            looks += 1
+        assert looks <= DRAIN_LOOKS_AT_ONCE + (clock() - begin) * DRAIN_LOOKS_PER_SECOND + 1e-9

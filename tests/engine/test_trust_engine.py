@@ -128,7 +128,7 @@ def test_the_drain_time_counts_from_our_own_cancel_whatever_iots_timestamps_say(
     outcome = run_delete(iot, clock, event("Delete", ["rollout-1"], DrainSeconds="60", Force="true"))
 
     assert outcome.complete, outcome.error
-    assert 60 <= started["at"] - begin <= 60 + handler.scheduling.DRAIN_CHECK_INTERVAL + TIMING.query_interval
+    assert 60 <= started["at"] - begin <= 60 + handler.draining.DRAIN_CHECK_INTERVAL + TIMING.query_interval
 
 
 def test_without_force_the_drain_ends_in_a_failure_at_its_time(iot: Iot, clock: SimClock) -> None:
@@ -139,7 +139,7 @@ def test_without_force_the_drain_ends_in_a_failure_at_its_time(iot: Iot, clock: 
     outcome = run_delete(iot, clock, event("Delete", ["rollout-1"], DrainSeconds="60"))
 
     assert isinstance(outcome.error, handler.DrainTimeoutError)
-    assert outcome.elapsed - 0 <= 60 + 2 * TIMING.query_interval + handler.scheduling.DRAIN_CHECK_INTERVAL
+    assert outcome.elapsed - 0 <= 60 + 2 * TIMING.query_interval + handler.draining.DRAIN_CHECK_INTERVAL
     assert clock() - begin < 600  # not waited on until the total timeout
     assert iot.status("rollout-1") == "CANCELED"
 
@@ -157,7 +157,7 @@ def test_a_job_cancelled_by_someone_else_drains_from_the_cleanups_start(iot: Iot
     outcome = run_delete(iot, clock, event("Delete", ["rollout-1"], DrainSeconds="60", Force="true"))
 
     assert outcome.complete, outcome.error
-    assert 60 <= started["at"] - begin <= 60 + handler.scheduling.DRAIN_CHECK_INTERVAL + TIMING.query_interval
+    assert 60 <= started["at"] - begin <= 60 + handler.draining.DRAIN_CHECK_INTERVAL + TIMING.query_interval
     assert iot.lifecycle.calls["CancelJob"] == 1  # ours was not needed: it was cancelled already
 
 

@@ -7,8 +7,10 @@ or none, transient faults (5xx, connection errors, lost answers) at a random rat
 AccessDenied from "an SCP" on one call of one job, and other actors' moves (delete, create
 again, cancel, finish, retag, delete a group) at the engine's pauses between rounds. The
 Lambda entry points (``run_lambda``) or the command line (``run_cli``) then run in simulated
-time, and ``check_trust`` judges the run. Throttling is left to the targeted tests: its
-pacing pauses inside a round would look like the pauses between rounds, where races go.
+time, and ``check_trust`` judges the run. Races go at the engine's sleeps of at least
+``PAUSE``: the pauses between rounds, and a call's wait for its turn at IoT's rate (just
+before that call). Throttling is left to the targeted tests: its pacing, up to 2 s a call
+inside a round, would take many of the races meant for the pauses between rounds.
 
 A run with no race and no denial, whose selected jobs can all be deleted as the selection
 asks (terminal, or force, or devices that finish within the drain), must also succeed: an
