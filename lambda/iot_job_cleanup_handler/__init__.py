@@ -15,6 +15,7 @@ The Lambda entry points for the CDK Provider framework are ``on_event`` and
 - ``planning``: the plan in ``on_event``: the first deletions at once, the rest ordered;
 - ``scheduling``: deleting through the 10 shared slots, with backoff, force and drain;
 - ``draining``: which draining jobs are looked at again, and when (the drain's pace);
+- ``polling``: when the next poll comes, from the deletion time learned of our own deletions;
 - ``finding``: what a discovery walk finds, and where it goes in the cleanup;
 - ``final_look``: I2's last looks at the named jobs, made while the last deletions run;
 - ``handoff``: what ``on_event`` hands to ``is_complete`` in the event, checked as read back;

@@ -7,7 +7,8 @@ walk over IoT's listings (``discovery``, placed by ``finding``) as slots free up
 reporting complete, the walk is repeated until it finds nothing left, so a job created
 during the teardown is not left behind. With a drain time, a running job is cancelled
 first and deleted once its devices have finished (or, with force, once the drain time is
-over); ``draining`` paces the looks at it meanwhile.
+over); ``draining`` paces the looks at it meanwhile. When to poll again comes from what was
+learned of our own deletions (``polling``).
 
 Each job's place is kept in a ``Ledger`` (one place per job, named transitions); every call
 that acts on a job goes through the ``Guard`` (the trust rules I1-I4). Success (``done``
@@ -24,7 +25,7 @@ import random as _random
 import time
 from collections.abc import Callable, Iterator
 
-from . import discovery, draining, final_look, finding, planning, report
+from . import discovery, draining, final_look, finding, planning, polling, report
 from .aws import DELETING, IotJobs
 from .backoff import Backoff
 from .contract import CleanupRequest
@@ -50,25 +51,12 @@ logger = logging.getLogger("iot_job_cleanup")
 
 DELETION_SLOTS = 10  # IoT allows 10 jobs in DELETION_IN_PROGRESS per account and region.
 LOOKAHEAD = DELETION_SLOTS  # discovered jobs ready beyond the free slots, to refill at once
-FAST_POLL_INTERVAL = 0.5  # while one of our deletions is expected to finish
-FIRST_FINISH_POLL_INTERVAL = 1.0  # before any deletion of ours was seen to finish
-DEFAULT_POLL_INTERVAL = 2.0  # the handler's default query interval
-CONTENDED_POLL_INTERVAL = 1.0  # while others delete too: every resource alike, so none takes more
-
-
-# What a warm container remembers of a cleanup's deletions between invocations (the Provider
-# carries nothing from one is_complete to the next): how long its latest deletion took, and
-# when each of its deletions under way began. Keyed by the cleanup's marker; a cold
-# container starts without, and the handler works as well, only polling on the grid.
-_DURATIONS: dict[str, tuple[float, float]] = {}
-_STARTS: dict[tuple[str, str], float] = {}
 
 
 def forget_cached_facts() -> None:
     """Start as a cold container would: no targets, tags or deletion times remembered."""
     discovery.forget_cached_facts()
-    _DURATIONS.clear()
-    _STARTS.clear()
+    polling.MEMORY.clear()
 
 
 class JobCleanup:
@@ -125,7 +113,7 @@ class JobCleanup:
         self.last_poll_at: float | None = None
         self.marker = marker
         # The latest deletion: longer than, at most; remembered while the container is warm.
-        self.duration: tuple[float, float] | None = _DURATIONS.get(marker)
+        self.duration: tuple[float, float] | None = polling.MEMORY.duration(marker)
         self.walk: Discovery | None = None
         self.walk_found: set[str] = set()  # the jobs this walk found
         self.walks = 0  # how many walks began: each judges the jobs it finds afresh
@@ -159,7 +147,7 @@ class JobCleanup:
 
     def mark_deleting(self, job_id: str, *, named: bool) -> None:
         """Seen being deleted: with its start, if a warm container remembers our DeleteJob."""
-        self.ledger.deleting(job_id, named=named, started_at=_STARTS.get((self.marker, job_id)))
+        self.ledger.deleting(job_id, named=named, started_at=polling.MEMORY.start_of(self.marker, job_id))
         self.deleting_anywhere.add(job_id)
 
     def settle(self, look: Look, *, named: bool) -> None:
@@ -250,47 +238,14 @@ class JobCleanup:
         vanished = [
             job_id for job_id in self.ledger.at(Place.DELETING) if job_id not in self.deleting_anywhere
         ]
-        # The most recently started of them says most about the deletions still running.
-        started = {job_id: entry.started_at for job_id in vanished if (entry := self.ledger.get(job_id))}
-        for job_id in sorted((j for j in vanished if started[j] is not None), key=lambda j: (started[j], j)):
-            began = started[job_id]
-            assert began is not None
-            if polled_before is not None and polled_before > began:
-                self.duration = _DURATIONS[self.marker] = (polled_before - began, self.last_poll_at - began)
+        polling.learn(self, vanished, polled_before, self.last_poll_at)
         for job_id in vanished:
             self.ledger.left_list(job_id)
-            _STARTS.pop((self.marker, job_id), None)
 
     def next_poll_in(self, poll_interval: float) -> float:
-        """Poll fast while a deletion of ours is expected to finish, else every interval.
-
-        The latest deletion seen to finish took longer than its last poll still listing it
-        and at most until the poll that no longer did: a deletion started at s is expected
-        to finish between s plus those two, and is looked for there every half second.
-        Only while no one else is deleting: under contention a resource that polled faster
-        would keep taking back the slots it frees, and the others would wait. Then it polls
-        every second (unless a slower interval was asked for): resources destroyed together
-        poll in step (they began together, and their rounds take alike), which shares the
-        slots evenly, but a slot freed just after their common poll waits for the next one.
-        With nothing of ours waiting for a slot or being deleted (only jobs draining), a freed
-        slot is of no use yet: it polls every interval.
-        """
-        if self.others_deleting():
-            slower_asked = poll_interval > DEFAULT_POLL_INTERVAL
-            idle = not self.ledger.any_at(Place.WAITING, Place.DELETING, Place.FINISHING)
-            return poll_interval if slower_asked or idle else min(poll_interval, CONTENDED_POLL_INTERVAL)
-        if self.duration is None:  # before our first finish: poll faster, unless told to go slower
-            ours = self.ledger.any_at(Place.DELETING)
-            quicker = ours and poll_interval <= DEFAULT_POLL_INTERVAL  # a slower interval was asked for
-            return min(poll_interval, FIRST_FINISH_POLL_INTERVAL) if quicker else poll_interval
-        shortest, longest = self.duration
-        now = self.clock()
-        starts = [e.started_at for e in self.ledger.entries() if e.started_at is not None]
-        windows = [(s + shortest, s + longest + poll_interval) for s in starts]
-        if any(start <= now <= end for start, end in windows):
-            return FAST_POLL_INTERVAL
-        upcoming = [start - now for start, _ in windows if start > now]
-        return max(FAST_POLL_INTERVAL / 5, min([poll_interval, *upcoming]))
+        """How long until the next poll (``polling``): fast where a deletion of ours is expected
+        to finish, every second before our first finish or while others delete too."""
+        return polling.next_poll_in(self, poll_interval)
 
     def confirm_gone(self) -> None:
         """Deletions of ours that left the list, looked at: gone, or placed by ``settle``."""
@@ -371,7 +326,7 @@ class JobCleanup:
                 break
             if outcome == "started":
                 self.ledger.start(job_id, clearance, at=self.clock())
-                _STARTS[(self.marker, job_id)] = self.clock()
+                polling.MEMORY.started(self.marker, job_id, self.clock())
                 self.deleting_anywhere.add(job_id)
                 self.backoff.reset()
                 started += 1
@@ -441,7 +396,7 @@ class JobCleanup:
                 surveyed = False
                 pause = self.retry_backoff.next_delay()
                 logger.warning("transient IoT error; will retry", extra={"error": str(exc)})
-            if self.clock() + pause > stop_at and not self._lingering(pause, linger_until, quiet_for):
+            if self.clock() + pause > stop_at and not polling.lingering(self, pause, linger_until, quiet_for):
                 return False
             self._pause(pause)
             if surveyed:
@@ -462,25 +417,9 @@ class JobCleanup:
         if rest > 0:
             self.sleep(rest)
 
-    def _lingering(self, pause: float, linger_until: float | None, quiet_for: float) -> bool:
-        """Past the stop time: go on while a finish of ours is due before the next invocation."""
-        wake = self.clock() + pause
-        return (
-            linger_until is not None
-            and wake <= linger_until
-            and self.finish_expected_before(wake + quiet_for)
-        )
-
     def finish_expected_before(self, when: float) -> bool:
         """Whether a deletion of ours, by the deletion time learned, may finish before ``when``."""
-        if self.duration is None:
-            return False
-        shortest = self.duration[0]
-        return any(
-            entry.started_at is not None and entry.started_at + shortest <= when
-            for entry in self.ledger.entries()
-            if entry.place is Place.DELETING
-        )
+        return polling.finish_expected_before(self, when)
 
     # -- previewing
 
