@@ -181,6 +181,64 @@ def test_no_module_reads_another_modules_private_names(path: Path) -> None:
     assert private_reads(path, path.read_text()) == []
 
 
+def import_graph(paths: list[Path], root: Path, name: str) -> dict[str, set[str]]:
+    """Which module of a package imports which of its siblings (``__init__`` left out: it
+    gathers the public names), from the sources; TYPE_CHECKING imports do not count."""
+    modules = {path.stem for path in paths if path.parent == root and path.stem != "__init__"}
+    graph: dict[str, set[str]] = {}
+    for path in paths:
+        if path.stem not in modules:
+            continue
+        found = {
+            imported.module.split(".")[1]
+            for imported in imports_of(path.read_text(), name)
+            if imported.module.startswith(f"{name}.") and imported.module.split(".")[1] in modules
+        }
+        found |= {
+            alias
+            for imported in imports_of(path.read_text(), name)
+            if imported.module == name
+            for alias in imported.names
+            if alias in modules
+        }
+        graph[path.stem] = found - {path.stem}
+    return graph
+
+
+def cycle_in(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of the graph, as a path that ends where it began; None when it has none."""
+    state: dict[str, str] = {}
+
+    def visit(node: str, trail: list[str]) -> list[str] | None:
+        state[node] = "open"
+        for after in sorted(graph.get(node, ())):
+            if state.get(after) == "open":
+                return [*trail[trail.index(after) :], after] if after in trail else [*trail, after]
+            if after not in state and (found := visit(after, [*trail, after])):
+                return found
+        state[node] = "done"
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (found := visit(start, [start])):
+            return found
+    return None
+
+
+def test_the_engine_imports_in_one_direction() -> None:
+    """No engine module imports, at run time, a module that imports it back: the rooms that
+    work on a cleanup (``finding``, ``draining``, ``polling``, ``final_look``, ``planning``,
+    ``report``) see ``scheduling`` for type checkers only."""
+    graph = import_graph(sources(ENGINE), ENGINE, ENGINE_NAME)
+    assert {"scheduling", "entry", "guard", "aws"} <= set(graph)
+    assert cycle_in(graph) is None, cycle_in(graph)
+
+
+def test_a_cycle_of_imports_is_caught() -> None:
+    assert cycle_in({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+    assert cycle_in({"a": {"b"}, "b": set()}) is None
+
+
 def test_the_library_has_the_rooms_the_readme_describes() -> None:
     rooms = {path.name for path in LIBRARY.iterdir() if path.is_dir() and (path / "__init__.py").exists()}
     assert {"cfn", "synth", "emulator", "rehearse", "cli"} <= rooms

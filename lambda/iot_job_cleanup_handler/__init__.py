@@ -9,6 +9,8 @@ The Lambda entry points for the CDK Provider framework are ``on_event`` and
   library only: the construct loads this file alone to check its options at synth time;
 - ``aws``: the IoT, CloudFormation and tagging calls, with error codes turned into outcomes;
 - ``stack``: whether a Delete is a stack teardown (the only time jobs are deleted);
+- ``timing``: how the handler paces itself (the waiter's interval, the polling window);
+- ``boundary``: the event checked before it is read, and only ``CleanupError`` let out (I4);
 - ``discovery``: finding the jobs the filters select, from IoT;
 - ``guard``: the trust rules I1-I4, the one place that looks at a job, judges it and acts on it;
 - ``ledger``: each job's place in the cleanup, changed only by named transitions;

@@ -15,24 +15,22 @@ While a Delete runs, each invocation writes the cleanup's progress as CloudWatch
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import os
 import random as _random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
 
 from . import handoff
-from .aws import CLIENT_CONFIG, IotJobs, error_code, error_message
+from .aws import CLIENT_CONFIG, IotJobs
 from .backoff import Backoff
+from .boundary import no_traceback
 from .contract import CleanupRequest
-from .errors import CleanupError, CleanupTimeoutError, InvalidPropertiesError, TransientError, shown
+from .errors import CleanupError, CleanupTimeoutError, TransientError
 from .handoff import (
     DEADLINE_KEY,
     DRAINED_KEY,
@@ -44,7 +42,8 @@ from .handoff import (
 from .metrics import CleanupMetrics, write_stdout
 from .report import timeout_message
 from .scheduling import JobCleanup
-from .stack import is_teardown, stack_status
+from .stack import is_torn_down, teardown_in_on_event
+from .timing import Timing
 
 __all__ = [
     "DEADLINE_KEY",
@@ -62,53 +61,11 @@ __all__ = [
 logger = logging.getLogger("iot_job_cleanup")
 logger.setLevel(logging.INFO)
 
-STACK_STATUS_ATTEMPTS = 4  # in on_event; is_complete asks again if they all fail
 # A Lambda timeout is a failed resource (the Provider reports it as FAILED): every loop
 # stops this many seconds before the invocation's own timeout.
 LAMBDA_MARGIN = 25.0  # more than one AWS call may take (connect 5 s + read 15 s)
 LINGER_SECONDS = 30.0  # how far past its poll window an is_complete may go on to end at a quiet moment
 INVOCATION_GAP = 2.0  # from an is_complete's return to the next one's first poll, besides the waiter's wait
-
-
-@dataclass(frozen=True)
-class Timing:
-    """How the handler paces itself; set by the construct through the environment.
-
-    query_interval and total_timeout mirror the Provider's waiter. Inside one
-    ``is_complete`` invocation the handler polls every ``poll_interval`` for up to
-    ``poll_window`` so that a freed deletion slot is reused within seconds, not at the
-    next waiter retry. It gives up ``report_margin`` before ``total_timeout`` so that
-    its failure, naming the jobs left, reaches CloudFormation before CloudFormation's
-    own timeout does. A resource's own QueryIntervalSeconds and TotalTimeoutSeconds
-    replace poll_interval and total_timeout (``for_request``).
-    """
-
-    query_interval: float = 10.0
-    total_timeout: float = 3600.0
-    poll_interval: float = 2.0
-    poll_window: float = 300.0
-    report_margin: float = 30.0
-
-    def for_request(self, request: CleanupRequest) -> Timing:
-        """This timing with the resource's own query interval and total timeout, if it sets them."""
-        return replace(
-            self,
-            poll_interval=request.query_interval or self.poll_interval,
-            total_timeout=request.total_timeout or self.total_timeout,
-        )
-
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Timing:
-        def seconds(name: str, default: float) -> float:
-            return float(environ.get(name, default))
-
-        return cls(
-            query_interval=seconds("QUERY_INTERVAL_SECONDS", cls.query_interval),
-            total_timeout=seconds("TOTAL_TIMEOUT_SECONDS", cls.total_timeout),
-            poll_interval=seconds("POLL_INTERVAL_SECONDS", cls.poll_interval),
-            poll_window=seconds("POLL_WINDOW_SECONDS", cls.poll_window),
-            report_margin=seconds("REPORT_MARGIN_SECONDS", cls.report_margin),
-        )
 
 
 def _physical_resource_id(event: Mapping[str, Any]) -> str:
@@ -155,86 +112,6 @@ def _marker(event: Mapping[str, Any], request: CleanupRequest) -> str:
     """What this cleanup writes into the jobs it cancels, to know them again: the construct
     (every stage of a cleanup shares it; else the resource) and the stack."""
     return f"{request.cleanup_path or event.get('LogicalResourceId')}@{_stack_name(event)}"
-
-
-def _checked_event(event: Any) -> Mapping[str, Any]:
-    """The keys the handler reads, there and of the right kind: else a message, not a KeyError."""
-    if not isinstance(event, Mapping):
-        raise InvalidPropertiesError(f"The event is {shown(event)}: the Provider framework sends a mapping.")
-    for key in ("RequestType", "StackId", "LogicalResourceId"):
-        if not isinstance(event.get(key), str) or not event[key]:
-            raise InvalidPropertiesError(
-                f"The event's {key} is {shown(event.get(key))}: CloudFormation always sends it as a "
-                "string. Deploy the resource through the IotJobCleanup construct's provider."
-            )
-    return event
-
-
-def _no_traceback(handler: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
-    """I4's last line: whatever goes wrong reaches CloudFormation as one message that says what
-    happened and what to do, never as a botocore exception or a Python error."""
-
-    @functools.wraps(handler)
-    def wrapped(event: Mapping[str, Any], **keywords: Any) -> dict[str, Any]:
-        try:
-            return handler(_checked_event(event), **keywords)
-        except CleanupError:
-            raise
-        except ClientError as exc:
-            operation = exc.operation_name or "a call"
-            raise CleanupError(
-                f"AWS refused {operation}: {error_code(exc)}: {error_message(exc)}. Jobs may be left; "
-                "check the handler role's permissions and any SCP, then run cdk destroy again."
-            ) from exc
-        except (BotoCoreError, TransientError) as exc:
-            raise CleanupError(
-                f"AWS could not be reached ({exc}). Jobs may be left; run cdk destroy again."
-            ) from exc
-        except Exception as exc:
-            logger.exception("unexpected error in the cleanup handler")
-            raise CleanupError(
-                f"The cleanup stopped on an unexpected error ({type(exc).__name__}: {exc}); jobs may be "
-                "left. Run cdk destroy again; if it recurs, report it with the handler's log."
-            ) from exc
-
-    return wrapped
-
-
-# --------------------------------------------------------------------------- the stack's lifecycle
-
-
-def _teardown(event: Mapping[str, Any], cloudformation: Any) -> bool:
-    status = stack_status(cloudformation, str(event["StackId"]))
-    if is_teardown(status):
-        return True
-    logger.info(
-        "the stack is not being torn down (a renamed, moved or removed cleanup, or an update "
-        "rolling back): no job was deleted; this resource's jobs stay with the stack",
-        extra={"stackStatus": status, "logicalResourceId": event.get("LogicalResourceId")},
-    )
-    return False
-
-
-def _teardown_in_on_event(
-    event: Mapping[str, Any],
-    cloudformation: Any,
-    *,
-    clock: Callable[[], float],
-    sleep: Callable[[float], None],
-    backoff: Backoff,
-    hard_stop: float,
-) -> bool | None:
-    """Whether this Delete is a stack teardown; None when CloudFormation did not answer in time."""
-    for attempt in range(STACK_STATUS_ATTEMPTS):
-        try:
-            return _teardown(event, cloudformation)
-        except TransientError as exc:
-            logger.warning("transient CloudFormation error; will retry", extra={"error": str(exc)})
-            pause = backoff.next_delay()
-            if attempt + 1 == STACK_STATUS_ATTEMPTS or clock() + pause >= hard_stop:
-                break
-            sleep(pause)
-    return None
 
 
 # --------------------------------------------------------------------------- the handlers
@@ -284,7 +161,7 @@ def _started_at(event: Mapping[str, Any], default: float) -> float:
     return default if started is None else started
 
 
-@_no_traceback
+@no_traceback
 def handle_on_event(
     event: Mapping[str, Any],
     *,
@@ -314,7 +191,7 @@ def handle_on_event(
         DEADLINE_KEY: now + timing.total_timeout - timing.report_margin,
     }
     hard_stop = now + remaining_lambda_seconds - LAMBDA_MARGIN
-    teardown = _teardown_in_on_event(
+    teardown = teardown_in_on_event(
         event, cloudformation, clock=clock, sleep=sleep, backoff=Backoff(random=random), hard_stop=hard_stop
     )
     if teardown is None:  # is_complete asks again
@@ -359,7 +236,7 @@ def _log_dropped_jobs(event: Mapping[str, Any], request: CleanupRequest) -> None
         )
 
 
-@_no_traceback
+@no_traceback
 def handle_is_complete(
     event: Mapping[str, Any],
     *,
@@ -383,7 +260,7 @@ def handle_is_complete(
     give_up_at = started_at + timing.total_timeout - timing.report_margin if handed_on is None else handed_on
     if handoff.teardown(event) is not True:
         try:
-            if not _teardown(event, cloudformation):
+            if not is_torn_down(event, cloudformation):
                 return {"IsComplete": True}
         except TransientError as exc:
             if now >= give_up_at - timing.poll_interval:

@@ -10,14 +10,28 @@ when its root stack is being deleted, or the root's creation rolls back.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from .aws import DENIED_CODES, call_aws, error_code, error_message
-from .errors import CleanupError
+from .backoff import Backoff
+from .errors import CleanupError, TransientError
 
-__all__ = ["TEARDOWN_STATUSES", "is_teardown", "stack_status"]
+__all__ = [
+    "STACK_STATUS_ATTEMPTS",
+    "TEARDOWN_STATUSES",
+    "is_teardown",
+    "is_torn_down",
+    "stack_status",
+    "teardown_in_on_event",
+]
+
+logger = logging.getLogger("iot_job_cleanup")
+
+STACK_STATUS_ATTEMPTS = 4  # in on_event; is_complete asks again if they all fail
 
 # The stack is being deleted, or a failed creation is rolled back.
 TEARDOWN_STATUSES = frozenset({"DELETE_IN_PROGRESS", "ROLLBACK_IN_PROGRESS"})
@@ -57,3 +71,38 @@ def _describe(cloudformation: Any, stack_id: str) -> Any:
 
 def is_teardown(status: str) -> bool:
     return status in TEARDOWN_STATUSES
+
+
+def is_torn_down(event: Mapping[str, Any], cloudformation: Any) -> bool:
+    """Whether the Delete in ``event`` is its stack's teardown; logged when it is not."""
+    status = stack_status(cloudformation, str(event["StackId"]))
+    if is_teardown(status):
+        return True
+    logger.info(
+        "the stack is not being torn down (a renamed, moved or removed cleanup, or an update "
+        "rolling back): no job was deleted; this resource's jobs stay with the stack",
+        extra={"stackStatus": status, "logicalResourceId": event.get("LogicalResourceId")},
+    )
+    return False
+
+
+def teardown_in_on_event(
+    event: Mapping[str, Any],
+    cloudformation: Any,
+    *,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    backoff: Backoff,
+    hard_stop: float,
+) -> bool | None:
+    """Whether this Delete is a stack teardown; None when CloudFormation did not answer in time."""
+    for attempt in range(STACK_STATUS_ATTEMPTS):
+        try:
+            return is_torn_down(event, cloudformation)
+        except TransientError as exc:
+            logger.warning("transient CloudFormation error; will retry", extra={"error": str(exc)})
+            pause = backoff.next_delay()
+            if attempt + 1 == STACK_STATUS_ATTEMPTS or clock() + pause >= hard_stop:
+                break
+            sleep(pause)
+    return None
