@@ -10,15 +10,19 @@ cleanup's ``apply``; this module decides only which draining jobs are looked at,
 
 - each job at most every ``DRAIN_CHECK_INTERVAL`` (or the poll interval, if slower): devices
   take minutes, and 30 jobs looked at every 2 s were 15 calls a second;
-- at most ``DRAIN_LOOKS_PER_SECOND`` on average, with ``DRAIN_LOOKS_AT_ONCE`` to start with:
-  40 jobs looked at every 10 s were 4 DescribeJob a second, twice the calls budget;
+- the drain checks' own looks at most ``DRAIN_LOOKS_PER_SECOND`` on average, with
+  ``DRAIN_LOOKS_AT_ONCE`` to start with: 40 jobs looked at every 10 s were 4 DescribeJob a
+  second, twice the calls budget (the looks made elsewhere, before a cancel, at an
+  invocation's start or by a walk, only make their job not due for the interval);
 - those past their drain time first (they are to be acted on), then those looked at longest
   ago, then those whose drain time ends first;
-- while enough jobs wait to fill every slot the cleanup could get, only those past their
-  drain time: one whose devices are done would only wait behind them.
+- while enough jobs wait to fill every slot free now or that a deletion of ours may free
+  before the next check, only those past their drain time, and those never seen (a cancel
+  that failed for now): one whose devices are done would only wait behind them.
 
 It uses the cleanup's public face only, as ``finding`` and ``final_look`` do. What it knows
-is the invocation's: a new one starts with every draining job due.
+is the invocation's: a new one starts with its allowance whole, and each drained job looked at
+by its survey.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import math
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from . import polling
 from .ledger import Place
 
 if TYPE_CHECKING:
@@ -61,15 +66,25 @@ class DrainChecks:
         return ready[: max(0, math.floor(self.allowance))]
 
     def looked(self, job_id: str) -> None:
-        """A look left the job draining (``JobCleanup.apply``): it counts, whoever made it."""
+        """A look left the job draining (``JobCleanup.apply``), whoever made it: the job is not
+        due again for the interval."""
         self.looked_at[job_id] = self.clock()
+
+    def spend(self) -> None:
+        """A drain check's own look: it spends the allowance. The looks made elsewhere (the
+        plan's before each cancel, an invocation's survey, the walk's) do not, so they never
+        hold back the checks of jobs past their drain time."""
         self.allowance -= 1
 
 
 def enough_waiting(cleanup: JobCleanup) -> bool:
-    """Whether the jobs waiting for a slot fill every slot the cleanup could get now (those
-    others hold aside): a draining job whose devices are done would only wait behind them."""
-    return cleanup.ledger.count(Place.WAITING) >= cleanup.reachable_slots()
+    """Whether the jobs waiting for a slot fill every slot free now or that a deletion of ours
+    may free before the next drain check: a draining job whose devices are done would only
+    wait behind them. Before any deletion time was learned, every deletion of ours may end."""
+    soon = cleanup.clock() + DRAIN_CHECK_INTERVAL
+    return cleanup.ledger.count(Place.WAITING) >= cleanup.free_slots() + polling.may_finish_before(
+        cleanup, soon
+    )
 
 
 def check(cleanup: JobCleanup, poll_interval: float) -> None:
@@ -77,9 +92,10 @@ def check(cleanup: JobCleanup, poll_interval: float) -> None:
     draining = cleanup.ledger.at(Place.DRAINING)
     if not draining:
         return
-    if enough_waiting(cleanup):  # only those past their drain time, which are to be acted on
+    if enough_waiting(cleanup):  # only those to be acted on: past their drain time, or never seen
         now = cleanup.clock()
-        draining = [job_id for job_id in draining if cleanup.drain_ends(job_id) <= now]
+        seen = cleanup.drain_checks.looked_at  # a cancel that failed for now left its job unseen
+        draining = [job_id for job_id in draining if cleanup.drain_ends(job_id) <= now or job_id not in seen]
     every = max(poll_interval, DRAIN_CHECK_INTERVAL)
     for job_id in cleanup.drain_checks.due(draining, cleanup.drain_ends, every):
         if cleanup.clock() >= cleanup.hard_stop:
@@ -87,4 +103,5 @@ def check(cleanup: JobCleanup, poll_interval: float) -> None:
         entry = cleanup.ledger.get(job_id)
         if entry is None or entry.place is not Place.DRAINING:  # moved by an earlier look's decision
             continue
+        cleanup.drain_checks.spend()
         cleanup.apply(cleanup.guard.look(job_id, named=entry.named), named=entry.named)

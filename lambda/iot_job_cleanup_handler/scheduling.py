@@ -284,10 +284,6 @@ class JobCleanup:
         """Jobs being deleted that are not this cleanup's (other stacks', or anyone's), at the last poll."""
         return {job_id for job_id in self.deleting_anywhere if job_id not in self.ledger}
 
-    def reachable_slots(self) -> int:
-        """The slots this cleanup could hold now: all but those others' deletions hold."""
-        return max(0, DELETION_SLOTS - len(self.others_deleting()))
-
     def free_slots(self) -> int:
         ours = self.ledger.ids_at(Place.DELETING)
         return max(0, DELETION_SLOTS - len(self.deleting_anywhere | ours))

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+from botocore.exceptions import EndpointConnectionError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -244,31 +246,68 @@ def test_many_draining_jobs_take_about_one_look_a_second_not_one_each_every_ten_
     iot: Iot, clock: SimClock
 ) -> None:
     """40 jobs draining for 200 s: each looked at every 10 s would be 4 DescribeJob a second,
-    twice the calls budget; the looks are spread so that each job still gets one every 40 s."""
+    twice the calls budget; the drain checks' looks are spread so that each job still gets one
+    every 40 s. As deployed, one is_complete runs 300 s: its survey looks at each job once, at
+    its start."""
     drained = [running(iot, f"rollout-running-{n:02d}", finish_in=200) for n in range(40)]
     looks = looks_at(iot, clock, "rollout-running-")
     started = deletions_started_at(iot, clock)
     begin = clock()
 
-    outcome = run_delete(iot, clock, event("Delete", drained, DrainSeconds="600"))
+    outcome = run_delete(iot, clock, event("Delete", drained, DrainSeconds="600"), handler.Timing())
 
     assert outcome.complete, outcome.error
-    while_draining = [at for at in looks if begin + 5 <= at < begin + 185]
-    assert len(while_draining) <= 180 * handler.draining.DRAIN_LOOKS_PER_SECOND + 3 * 10, len(while_draining)
+    while_draining = [at for at in looks if begin + 15 <= at < begin + 195]
+    assert len(while_draining) <= 180 * handler.draining.DRAIN_LOOKS_PER_SECOND + 10, len(while_draining)
     first_batch = sorted(started[job_id] - begin for job_id in drained)[:10]
     assert first_batch[0] >= 200
     assert first_batch[-1] <= 200 + 10 + 10 + 2, first_batch  # a drain check, a waiter pause
 
 
-def test_every_draining_job_past_its_drain_time_fails_the_cleanup_in_time(iot: Iot, clock: SimClock) -> None:
-    """The pace spends its looks on the jobs past their drain time first."""
-    stuck = [running(iot, f"rollout-stuck-{n:02d}") for n in range(40)]  # their devices never finish
+@pytest.mark.parametrize("selected_by", ["JobIds", "JobIdPrefix"])
+def test_many_draining_jobs_past_their_drain_time_fail_the_cleanup_in_time(
+    iot: Iot, clock: SimClock, selected_by: str
+) -> None:
+    """150 jobs whose devices never finish: the looks before each cancel and at each
+    invocation's start do not spend the drain checks' pace, so the checks of jobs past their
+    drain time are not held back (they were, by about a second a job beyond ten)."""
+    stuck = [running(iot, f"rollout-stuck-{n:03d}") for n in range(150)]
+    request = event("Delete", stuck, DrainSeconds="60")
+    if selected_by == "JobIdPrefix":
+        request = event("Delete", [], JobIdPrefix="rollout-", DrainSeconds="60")
+        del request["ResourceProperties"]["JobIds"]
 
-    outcome = run_delete(iot, clock, event("Delete", stuck, DrainSeconds="20"))
+    outcome = run_delete(iot, clock, request, handler.Timing())  # as deployed: 300 s windows
 
     assert not outcome.complete
     assert "rollout-stuck-" in str(outcome.error)
-    assert outcome.elapsed < 20 + handler.draining.DRAIN_CHECK_INTERVAL + TIMING.query_interval + 5
+    assert 60 <= outcome.elapsed <= 60 + handler.draining.DRAIN_CHECK_INTERVAL + 10 + 5, outcome.elapsed
+
+
+def test_a_cancel_that_fails_for_now_is_made_again_soon_while_jobs_wait(iot: Iot, clock: SimClock) -> None:
+    """A CancelJob that could not be sent leaves its job draining but never seen cancelled: it is
+    looked at again at the next drain check, even while enough jobs wait to fill the slots
+    (not only once few are left, minutes later)."""
+    finished = [f"done-{n:03d}" for n in range(150)]
+    iot.create_jobs(*finished)
+    running(iot, "rollout-running")  # its devices never finish: deleted with force after the drain
+    cancels: list[float] = []
+
+    def unreachable(**_: Any) -> None:  # on_event's tries, then is_complete's first
+        cancels.append(clock())
+        if len(cancels) <= 10:
+            raise EndpointConnectionError(endpoint_url="https://iot.eu-west-1.amazonaws.com")
+
+    iot.client.meta.events.register("before-call.iot.CancelJob", unreachable)
+    started = deletions_started_at(iot, clock)
+    begin = clock()
+
+    request = event("Delete", ["rollout-running", *finished], DrainSeconds="60", Force="true")
+    outcome = run_delete(iot, clock, request)
+
+    assert outcome.complete, outcome.error
+    assert len(cancels) == 11 and cancels[-1] - begin <= 30, [round(at - begin) for at in cancels]
+    assert started["rollout-running"] - begin <= 60 + handler.draining.DRAIN_CHECK_INTERVAL + 35
 
 
 def test_with_others_deleting_it_polls_every_interval_while_only_draining(iot: Iot, clock: SimClock) -> None:
@@ -298,18 +337,37 @@ def test_with_others_deleting_it_polls_every_interval_while_only_draining(iot: I
 # --------------------------------------------------------------------------- the drain's pace
 
 
+def check_round(checks: DrainChecks, jobs: list[str], ends: Any) -> list[str]:
+    """What ``draining.check`` does with the pace: a look at each job due, each spent."""
+    due = checks.due(jobs, ends, DRAIN_CHECK_INTERVAL)
+    for job_id in due:
+        checks.spend()
+        checks.looked(job_id)
+    return due
+
+
 def test_the_pace_starts_with_ten_looks_then_earns_one_a_second() -> None:
     clock = SimClock()
     checks = DrainChecks(clock)
     jobs = [f"rollout-{n:02d}" for n in range(40)]
     ends = {job_id: clock() + 600 for job_id in jobs}.__getitem__
 
-    first = checks.due(jobs, ends, DRAIN_CHECK_INTERVAL)
-    assert first == jobs[:DRAIN_LOOKS_AT_ONCE]
-    for job_id in first:
-        checks.looked(job_id)
+    assert check_round(checks, jobs, ends) == jobs[:DRAIN_LOOKS_AT_ONCE]
     clock.sleep(3)
     assert checks.due(jobs, ends, DRAIN_CHECK_INTERVAL) == jobs[10:13]  # 3 s earned 3 looks
+
+
+def test_looks_made_elsewhere_make_a_job_not_due_but_spend_nothing() -> None:
+    """The plan's look before a cancel, a survey's, a walk's: the drain checks keep their pace."""
+    clock = SimClock()
+    checks = DrainChecks(clock)
+    jobs = [f"rollout-{n:03d}" for n in range(150)]
+    ends = {job_id: clock() + 60 for job_id in jobs}.__getitem__
+    for job_id in jobs:
+        checks.looked(job_id)
+    assert checks.due(jobs, ends, DRAIN_CHECK_INTERVAL) == []  # each seen just now
+    clock.sleep(60)  # every drain time is over
+    assert checks.due(jobs, ends, DRAIN_CHECK_INTERVAL) == jobs[:DRAIN_LOOKS_AT_ONCE]
 
 
 def test_the_pace_looks_at_jobs_past_their_drain_time_first_then_the_longest_unseen() -> None:
@@ -335,24 +393,36 @@ def test_a_job_looked_at_is_not_due_again_before_the_interval() -> None:
     assert checks.due(["a"], ends, DRAIN_CHECK_INTERVAL) == ["a"]
 
 
-@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@settings(max_examples=80, deadline=None, derandomize=True, database=None)
 @given(
     jobs=st.integers(min_value=1, max_value=60),
-    gaps=st.lists(st.floats(min_value=0.0, max_value=15.0), min_size=1, max_size=80),
+    steps=st.lists(
+        st.tuples(st.sampled_from(["wait", "check", "elsewhere"]), st.floats(min_value=0.0, max_value=15.0)),
+        min_size=1,
+        max_size=80,
+    ),
 )
-def test_the_pace_never_exceeds_its_rate_over_any_run(jobs: int, gaps: list[float]) -> None:
-    """Over any run of rounds, the looks made are at most the ten to start with plus one a
-    second since, and no job is looked at twice within the interval."""
+def test_the_pace_keeps_its_rate_and_never_owes_looks(jobs: int, steps: list[tuple[str, float]]) -> None:
+    """Over any run of waits, drain checks and looks made elsewhere: the checks' looks are at
+    most the ten to start with plus one a second since, no job is looked at twice within the
+    interval, and the allowance never goes below zero (looks made elsewhere do not spend it,
+    so a job past its drain time is checked as soon as one look is earned)."""
     clock = SimClock()
     checks = DrainChecks(clock)
     ids = [f"rollout-{n:02d}" for n in range(jobs)]
-    ends = {job_id: clock() + 1e6 for job_id in ids}.__getitem__
-    begin, looks, last = clock(), 0, {}
-    for gap in gaps:
-        clock.sleep(gap)
-        for job_id in checks.due(ids, ends, DRAIN_CHECK_INTERVAL):
-            assert clock() - last.get(job_id, -1e9) >= DRAIN_CHECK_INTERVAL
+    ends = {job_id: clock() + 30 for job_id in ids}.__getitem__
+    begin, spent, last = clock(), 0, {}
+    for kind, value in steps:
+        if kind == "wait":
+            clock.sleep(value)
+        elif kind == "elsewhere":
+            job_id = ids[int(value) % jobs]
             checks.looked(job_id)
             last[job_id] = clock()
-            looks += 1
-        assert looks <= DRAIN_LOOKS_AT_ONCE + (clock() - begin) * DRAIN_LOOKS_PER_SECOND + 1e-9
+        else:
+            for job_id in check_round(checks, ids, ends):
+                assert clock() - last.get(job_id, -1e9) >= DRAIN_CHECK_INTERVAL
+                last[job_id] = clock()
+                spent += 1
+        assert spent <= DRAIN_LOOKS_AT_ONCE + (clock() - begin) * DRAIN_LOOKS_PER_SECOND + 1e-9
+        assert checks.allowance >= 0
