@@ -15,14 +15,19 @@ cleanup's ``apply``; this module decides only which draining jobs are looked at,
   second, twice the calls budget (the looks made elsewhere, before a cancel, at an
   invocation's start or by a walk, only make their job not due for the interval);
 - those past their drain time first (they are to be acted on), then those looked at longest
-  ago, then those whose drain time ends first;
-- while enough jobs wait to fill every slot free now or that a deletion of ours may free
-  before the next check, only those past their drain time, and those never seen (a cancel
-  that failed for now): one whose devices are done would only wait behind them.
+  ago (one never seen since a cancel that failed for now comes first among them), then those
+  whose drain time ends first.
+
+The checks go on while jobs wait for the slots: a drained job found ready goes to the front of
+the line, and drained jobs, which have devices, tend to be the longest deletions, best started
+early. Skipping the checks while enough jobs waited saved calls but started such jobs late:
+over the 12 seeded accounts of an independent review (long and short terminal jobs, one to
+four long running ones), cleanups took 12 % longer on average with the skip, 23 % at worst;
+the pace keeps the cost of the checks within the budget anyway.
 
 It uses the cleanup's public face only, as ``finding`` and ``final_look`` do. What it knows
-is the invocation's: a new one starts with its allowance whole, and each drained job looked at
-by its survey.
+is the invocation's: a new one starts with its allowance whole, each drained named job looked
+at by its survey, and each draining job a filter selects by the walk.
 """
 
 from __future__ import annotations
@@ -31,7 +36,6 @@ import math
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from . import polling
 from .ledger import Place
 
 if TYPE_CHECKING:
@@ -77,25 +81,11 @@ class DrainChecks:
         self.allowance -= 1
 
 
-def enough_waiting(cleanup: JobCleanup) -> bool:
-    """Whether the jobs waiting for a slot fill every slot free now or that a deletion of ours
-    may free before the next drain check: a draining job whose devices are done would only
-    wait behind them. Before any deletion time was learned, every deletion of ours may end."""
-    soon = cleanup.clock() + DRAIN_CHECK_INTERVAL
-    return cleanup.ledger.count(Place.WAITING) >= cleanup.free_slots() + polling.may_finish_before(
-        cleanup, soon
-    )
-
-
 def check(cleanup: JobCleanup, poll_interval: float) -> None:
     """Look at the draining jobs due, each placed by what its look shows."""
     draining = cleanup.ledger.at(Place.DRAINING)
     if not draining:
         return
-    if enough_waiting(cleanup):  # only those to be acted on: past their drain time, or never seen
-        now = cleanup.clock()
-        seen = cleanup.drain_checks.looked_at  # a cancel that failed for now left its job unseen
-        draining = [job_id for job_id in draining if cleanup.drain_ends(job_id) <= now or job_id not in seen]
     every = max(poll_interval, DRAIN_CHECK_INTERVAL)
     for job_id in cleanup.drain_checks.due(draining, cleanup.drain_ends, every):
         if cleanup.clock() >= cleanup.hard_stop:

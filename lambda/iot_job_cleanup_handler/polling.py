@@ -40,7 +40,6 @@ __all__ = [
     "finish_expected_before",
     "learn",
     "lingering",
-    "may_finish_before",
     "next_poll_in",
 ]
 
@@ -125,16 +124,6 @@ def finish_expected_before(cleanup: JobCleanup, when: float) -> bool:
         for entry in cleanup.ledger.entries()
         if entry.place is Place.DELETING
     )
-
-
-def may_finish_before(cleanup: JobCleanup, when: float) -> int:
-    """How many deletions of ours may finish before ``when``: by the deletion time learned, or
-    every one of them before any was learned."""
-    deleting = [entry for entry in cleanup.ledger.entries() if entry.place is Place.DELETING]
-    if cleanup.duration is None:
-        return len(deleting)
-    shortest = cleanup.duration[0]
-    return sum(1 for entry in deleting if entry.started_at is None or entry.started_at + shortest <= when)
 
 
 def lingering(cleanup: JobCleanup, pause: float, linger_until: float | None, quiet_for: float) -> bool:

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import iot_job_cleanup_handler as handler
+from iot_job_cleanup.emulator import DeletionTime
 from iot_job_cleanup_handler.draining import (
     DRAIN_CHECK_INTERVAL,
     DRAIN_LOOKS_AT_ONCE,
@@ -308,6 +309,35 @@ def test_a_cancel_that_fails_for_now_is_made_again_soon_while_jobs_wait(iot: Iot
     assert outcome.complete, outcome.error
     assert len(cancels) == 11 and cancels[-1] - begin <= 30, [round(at - begin) for at in cancels]
     assert started["rollout-running"] - begin <= 60 + handler.draining.DRAIN_CHECK_INTERVAL + 35
+
+
+def test_a_long_drained_job_found_ready_starts_before_the_short_jobs_waiting(
+    iot: Iot, clock: SimClock
+) -> None:
+    """The drain checks go on while jobs wait for the slots: a drained job found ready goes to
+    the front of the line. Drained jobs have devices and tend to be the longest deletions;
+    skipping the checks while enough jobs waited started this one after the short ones."""
+    iot.lifecycle.deletion_time = DeletionTime(base_seconds=5, per_target_seconds=1)
+    big = [f"big-{n}" for n in range(10)]  # 205 s each: they hold every slot first
+    small = [f"small-{n:02d}" for n in range(15)]  # 15 s each
+    for job_id in big:
+        iot.lifecycle.create_job(job_id, targets=[f"{THING_ARN}-{i}" for i in range(200)])
+    for job_id in small:
+        iot.lifecycle.create_job(job_id, targets=[f"{THING_ARN}-{i}" for i in range(10)])
+    running(iot, "rollout-running", devices=400, finish_in=30)  # 405 s, ready after 30 s
+    started = deletions_started_at(iot, clock)
+    begin = clock()
+
+    request = event("Delete", [*big, *small, "rollout-running"], DrainSeconds="900")
+    outcome = run_delete(iot, clock, request, handler.Timing())
+
+    assert outcome.complete, outcome.error
+    first_freed = min(started[job_id] for job_id in small) - begin
+    assert first_freed >= 205
+    assert started["rollout-running"] - begin <= first_freed + 1, (
+        started["rollout-running"] - begin,
+        first_freed,
+    )
 
 
 def test_with_others_deleting_it_polls_every_interval_while_only_draining(iot: Iot, clock: SimClock) -> None:
