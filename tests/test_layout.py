@@ -189,18 +189,17 @@ def import_graph(paths: list[Path], root: Path, name: str) -> dict[str, set[str]
     for path in paths:
         if path.stem not in modules:
             continue
-        found = {
-            imported.module.split(".")[1]
-            for imported in imports_of(path.read_text(), name)
-            if imported.module.startswith(f"{name}.") and imported.module.split(".")[1] in modules
-        }
-        found |= {
-            alias
-            for imported in imports_of(path.read_text(), name)
-            if imported.module == name
-            for alias in imported.names
-            if alias in modules
-        }
+        found: set[str] = set()
+        for imported in imports_of(path.read_text(), name):
+            # "from .guard import X" and "from . import guard" name the module itself;
+            # "from iot_job_cleanup_handler import guard" lists it among the names
+            if imported.module == name:
+                inner = imported.names
+            elif imported.module.startswith(f"{name}."):
+                inner = tuple(imported.module.split(".")[1:2])
+            else:
+                continue
+            found |= {module for module in inner if module in modules}
         graph[path.stem] = found - {path.stem}
     return graph
 
@@ -212,8 +211,8 @@ def cycle_in(graph: dict[str, set[str]]) -> list[str] | None:
     def visit(node: str, trail: list[str]) -> list[str] | None:
         state[node] = "open"
         for after in sorted(graph.get(node, ())):
-            if state.get(after) == "open":
-                return [*trail[trail.index(after) :], after] if after in trail else [*trail, after]
+            if state.get(after) == "open":  # an open module is on the trail: back to it is a cycle
+                return [*trail[trail.index(after) :], after]
             if after not in state and (found := visit(after, [*trail, after])):
                 return found
         state[node] = "done"
